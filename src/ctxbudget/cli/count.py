@@ -1,0 +1,108 @@
+"""``ctxbudget count``: tokens per component of one request, before it is sent."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ctxbudget.accounting import Accountant
+from ctxbudget.cli import app
+from ctxbudget.cli._breakdown import breakdown_table, tokens_label
+from ctxbudget.cli._output import console, print_json
+from ctxbudget.convert.request import Format, Request, read_request
+from ctxbudget.errors import UsageError
+from ctxbudget.models import ModelSpec, resolve_model
+
+__all__ = ["count"]
+
+
+def read_body(source: str) -> dict[str, Any]:
+    """A JSON request body from a file path, or from stdin when ``source`` is ``-``."""
+    where = "stdin" if source == "-" else source
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot read {where}: {exc.strerror or exc}") from exc
+    try:
+        body = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(
+            f"{where}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
+            'expected a request body such as {"messages": [...], "tools": [...]}'
+        ) from exc
+    if not isinstance(body, dict):
+        raise UsageError(
+            f"{where}: expected a JSON object (a request body), got {type(body).__name__}"
+        )
+    return body
+
+
+def pick_model(
+    name: str | None, request: Request, context_window: int | None, max_output: int | None
+) -> ModelSpec:
+    """``--model`` wins over the body's ``model``; explicit limits override the registry."""
+    chosen = name or request.model
+    if not chosen:
+        raise UsageError("no model: pass --model NAME (the request body has no 'model' either)")
+    return resolve_model(chosen, context_window=context_window, max_output_tokens=max_output)
+
+
+def account_request(request: Request, model: ModelSpec, policy: str) -> Accountant:
+    """Account every item and the tools of ``request``."""
+    accountant = Accountant(model, policy)
+    accountant.set_tools(request.tools)
+    accountant.extend(request.items)
+    return accountant
+
+
+@app.command()
+def count(
+    source: Annotated[str, typer.Argument(help="Request JSON file, or - for stdin.")] = "-",
+    model: Annotated[str | None, typer.Option(help="Model name (default: the body's).")] = None,
+    policy: Annotated[str, typer.Option(help="Budget policy preset.")] = "agent",
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format", help="openai_chat | openai_responses | anthropic (default: detect)."
+        ),
+    ] = None,
+    context_window: Annotated[int | None, typer.Option(help="Override the window.")] = None,
+    max_output: Annotated[int | None, typer.Option(help="Override the max output.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
+) -> None:
+    """Count a request's input tokens per component (exact, or marked estimate)."""
+    body = read_body(source)
+    request = read_request(body, format=_format(fmt))
+    spec = pick_model(model, request, context_window, max_output)
+    accountant = account_request(request, spec, policy)
+    snapshot = accountant.snapshot()
+    total = accountant.input_tokens
+    if as_json:
+        print_json(
+            {
+                "model": spec.name,
+                "format": request.format,
+                "input_tokens": total.tokens,
+                "exact": total.exact,
+                "tools_tokens": accountant.count("tools").tokens,
+                "ledger": snapshot.to_dict(),
+            }
+        )
+        return
+    out = console()
+    out.print(breakdown_table(snapshot, f"{spec.name} · {request.format} · policy {policy}"))
+    out.print(f"input tokens billed: [bold]{tokens_label(total.tokens, total.exact)}[/]")
+
+
+def _format(value: str | None) -> Format | None:
+    allowed: tuple[Format, ...] = ("openai_chat", "openai_responses", "anthropic")
+    if value is None:
+        return None
+    for name in allowed:
+        if value == name:
+            return name
+    raise UsageError(f"unknown --format {value!r}; expected one of {', '.join(allowed)}")
