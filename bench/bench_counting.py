@@ -90,10 +90,13 @@ def main() -> int:
             for item in session:
                 accountant.counter.count_item(item)
 
-    copies = [[item_from_dict(item_to_dict(i)) for i in s] for s in sessions]
+    # A fresh set of equal copies per run: a reused copy would be an identity hit.
+    copy_sets = [
+        [[item_from_dict(item_to_dict(i)) for i in s] for s in sessions] for _ in range(repeats)
+    ]
 
     def equal_copies() -> None:
-        for accountant, session in zip(accountants, copies, strict=True):
+        for accountant, session in zip(accountants, copy_sets.pop(), strict=True):
             for item in session:
                 accountant.counter.count_item(item)
 

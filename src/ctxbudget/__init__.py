@@ -1,5 +1,7 @@
 """ctxbudget: keep the context window of long-running LLM agents healthy and cheap."""
 
+from ctxbudget.accounting import Accountant
+from ctxbudget.convert import Request, read_request, write_request
 from ctxbudget.errors import (
     BudgetExceeded,
     ConfigError,
@@ -25,14 +27,25 @@ from ctxbudget.items import (
     ToolResultPart,
     ToolSpec,
 )
+from ctxbudget.ledger import ComponentUsage, Ledger, LedgerSnapshot
+from ctxbudget.models import ModelSpec, Prices, list_models, resolve_model
+from ctxbudget.policy import Allocation, Amount, ComponentBudget, Policy, preset
+from ctxbudget.tokens.calibration import Calibrator
 from ctxbudget.tokens.count import TokenCount
+from ctxbudget.tokens.counter import TokenCounter
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Accountant",
+    "Allocation",
+    "Amount",
     "BudgetExceeded",
+    "Calibrator",
     "Component",
+    "ComponentBudget",
     "ComponentKind",
+    "ComponentUsage",
     "ConfigError",
     "ContextOverflow",
     "ConversionError",
@@ -40,12 +53,19 @@ __all__ = [
     "DocumentPart",
     "ImagePart",
     "Item",
+    "Ledger",
+    "LedgerSnapshot",
+    "ModelSpec",
+    "Policy",
     "PolicyError",
+    "Prices",
     "ProviderError",
     "ReasoningPart",
+    "Request",
     "StorageError",
     "TextPart",
     "TokenCount",
+    "TokenCounter",
     "TokenizerError",
     "ToolCallPart",
     "ToolResultPart",
@@ -53,4 +73,9 @@ __all__ = [
     "UnknownModelError",
     "UsageError",
     "__version__",
+    "list_models",
+    "preset",
+    "read_request",
+    "resolve_model",
+    "write_request",
 ]
