@@ -43,7 +43,8 @@ def load_sessions(limit: int | None) -> list[list[Item]]:
 
 
 def best_of(repeats: int, run: Callable[[], object]) -> float:
-    """The fastest of ``repeats`` runs, in seconds (least disturbed by the machine)."""
+    """The fastest of ``repeats`` runs after one untimed warm-up, in seconds."""
+    run()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -90,9 +91,10 @@ def main() -> int:
             for item in session:
                 accountant.counter.count_item(item)
 
-    # A fresh set of equal copies per run: a reused copy would be an identity hit.
+    # A fresh set of equal copies per run (warm-up included): a reused copy would be an
+    # identity hit, not a content hit.
     copy_sets = [
-        [[item_from_dict(item_to_dict(i)) for i in s] for s in sessions] for _ in range(repeats)
+        [[item_from_dict(item_to_dict(i)) for i in s] for s in sessions] for _ in range(repeats + 1)
     ]
 
     def equal_copies() -> None:
