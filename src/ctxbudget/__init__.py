@@ -28,6 +28,7 @@ from ctxbudget.items import (
     ToolSpec,
 )
 from ctxbudget.ledger import ComponentUsage, Ledger, LedgerSnapshot
+from ctxbudget.manager import ContextManager, PrepareReport
 from ctxbudget.models import ModelSpec, Prices, list_models, resolve_model
 from ctxbudget.policy import Allocation, Amount, ComponentBudget, Policy, preset
 from ctxbudget.tokens.calibration import Calibrator
@@ -47,6 +48,7 @@ __all__ = [
     "ComponentKind",
     "ComponentUsage",
     "ConfigError",
+    "ContextManager",
     "ContextOverflow",
     "ConversionError",
     "CtxBudgetError",
@@ -58,6 +60,7 @@ __all__ = [
     "ModelSpec",
     "Policy",
     "PolicyError",
+    "PrepareReport",
     "Prices",
     "ProviderError",
     "ReasoningPart",

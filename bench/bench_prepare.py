@@ -1,0 +1,161 @@
+"""prepare() latency and one compaction pass, side by side with LangChain's trim_messages.
+
+All on the same 1,000-message history built from real mini-swe-agent sessions in
+../shared/traces (gpt-4o, exact o200k_base counts):
+
+* steady state: append one message, prepare (no compaction needed) — p50 / p90;
+* one full compaction pass: a prepare() that crosses the high watermark and runs the
+  cascade down to the low watermark (summarizer time excluded: the cascade here is
+  dedup, truncate, clear_tool_results, importance; the default extractive summarizer
+  cascade is timed separately);
+* LangChain ``trim_messages`` to the same target with an exact tiktoken counter (the
+  cookbook rule over the whole list, as ``ChatOpenAI.get_num_tokens_from_messages`` does).
+
+Goals (issue 3): prepare p50 < 1 ms; compaction pass < 20 ms; >= 100x faster than
+trim_messages with an exact counter. Run: ``python bench/bench_prepare.py [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ctxbudget.manager import ContextManager
+from ctxbudget.tokens.encodings import load_encoding
+
+TRACES = Path(__file__).resolve().parents[2] / "shared" / "traces"
+FOLDER = "mini-swe-agent-v2-toolcalls"
+
+
+def history(size: int) -> list[dict[str, Any]]:
+    """The first ``size`` API messages of the sessions, whole exchanges, one system prompt."""
+    out: list[dict[str, Any]] = []
+    for path in sorted((TRACES / FOLDER).glob("*.json")):
+        messages = json.loads(path.read_text(encoding="utf-8"))["messages"]
+        for message in messages:
+            if message["role"] == "exit" or (message["role"] == "system" and out):
+                continue
+            out.append(message)
+        if len(out) >= size:
+            break
+    # cut at a message that starts a new turn, so no call loses its results
+    cut = size
+    while cut < len(out) and out[cut]["role"] == "tool":
+        cut += 1
+    return out[:cut]
+
+
+def manager(window: int, strategies: list[str] | None = None) -> ContextManager:
+    return ContextManager(
+        "gpt-4o", context_window=window, max_output_tokens=4_000, strategies=strategies
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer iterations")
+    args = parser.parse_args()
+    if not TRACES.is_dir():
+        print(f"skipped: {TRACES} not found (real agent logs live beside the project root)")
+        return 0
+    messages = history(1_000)
+    steps = 50 if args.quick else 500
+
+    # steady state: a window so large that nothing is compacted
+    big = manager(2_000_000)
+    big.extend(messages)
+    big.prepare()
+    total = big.total()
+    latencies = []
+    for step in range(steps):
+        role = "user" if step % 2 == 0 else "assistant"
+        start = time.perf_counter()
+        big.append({"role": role, "content": f"step {step}: continue with the next file"})
+        big.prepare()
+        latencies.append(time.perf_counter() - start)
+    p50 = statistics.median(latencies) * 1e3
+    p90 = statistics.quantiles(latencies, n=10)[-1] * 1e3
+
+    # one compaction pass: the window is set so the full history is just over the high mark
+    mechanical = ["dedup", "truncate", "clear_tool_results", "importance"]
+    window = int(total / 0.85 * 0.80) + 4_000
+    passes, cascade_default, report = [], [], None
+    for _ in range(3 if args.quick else 10):
+        mgr = manager(window, mechanical)
+        mgr.extend(messages)
+        start = time.perf_counter()
+        mgr.prepare()
+        passes.append(time.perf_counter() - start)
+        report = mgr.last_report
+        full = manager(window)
+        full.extend(messages)
+        start = time.perf_counter()
+        full.prepare()
+        cascade_default.append(time.perf_counter() - start)
+    assert report is not None
+    target = report.input_tokens.tokens
+
+    # LangChain trim_messages to the same target, exact tiktoken counter over the list
+    from langchain_core.messages import convert_to_messages, trim_messages
+
+    lc_messages = convert_to_messages(
+        [
+            {k: v for k, v in m.items() if k in ("role", "content", "tool_calls", "tool_call_id")}
+            for m in messages
+        ]
+    )
+    encoding = load_encoding("o200k_base")
+
+    def exact_counter(batch: list[Any]) -> int:
+        tokens = 3
+        for message in batch:
+            text = message.content if isinstance(message.content, str) else str(message.content)
+            tokens += 3 + len(encoding.encode_ordinary(text)) + 1
+            for call in getattr(message, "tool_calls", []) or []:
+                tokens += len(encoding.encode_ordinary(json.dumps(call["args"])))
+        return tokens
+
+    lc_times = []
+    for _ in range(1 if args.quick else 3):
+        start = time.perf_counter()
+        trimmed = trim_messages(
+            lc_messages,
+            max_tokens=target,
+            token_counter=exact_counter,
+            strategy="last",
+            start_on="human",
+            include_system=True,
+        )
+        lc_times.append(time.perf_counter() - start)
+
+    ours = min(passes) * 1e3
+    lc = min(lc_times) * 1e3
+    print(f"history: {len(messages)} real messages, {total:,} tokens (gpt-4o, exact counts)")
+    print(
+        f"prepare steady state ({steps} x append+prepare): p50 {p50:.3f} ms, p90 {p90:.3f} ms"
+        f"  -> goal p50 < 1 ms: {'met' if p50 < 1 else 'NOT met'}"
+    )
+    print(
+        f"compaction pass (window {window:,}, {total:,} -> {target:,} tokens, "
+        f"{len(report.records)} records): {ours:.2f} ms"
+        f"  -> goal < 20 ms: {'met' if ours < 20 else 'NOT met'}"
+    )
+    print(f"default cascade incl. extractive summarizer: {min(cascade_default) * 1e3:.2f} ms")
+    print(
+        f"LangChain trim_messages, exact counter, same target: {lc:.1f} ms "
+        f"({len(trimmed)} messages kept)"
+    )
+    print(
+        f"speed-up vs trim_messages: {lc / ours:.0f}x  -> goal >= 100x: "
+        f"{'met' if lc / ours >= 100 else 'NOT met'}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,407 @@
+"""ContextManager: the call an agent loop makes before every LLM request.
+
+Thin orchestration: messages are appended to the session log and the view; the accountant
+keeps the per-component ledger current; when use crosses the high watermark the planner
+runs the compaction cascade down to the low watermark; the renderer serializes the view;
+and the rendered body is counted again before ``prepare`` returns, so a prepared request
+plus the output reserve always fits the window (or a typed error says why it cannot).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from ctxbudget.accounting import Accountant
+from ctxbudget.convert.anthropic import from_anthropic, from_anthropic_tools
+from ctxbudget.convert.openai_chat import from_openai_chat, from_openai_chat_tools
+from ctxbudget.convert.request import Format
+from ctxbudget.errors import ContextOverflow, UsageError
+from ctxbudget.handoff import HandoffBrief, write_brief
+from ctxbudget.items import Component, ComponentKind, Item, ToolSpec, item_text
+from ctxbudget.ledger import LedgerSnapshot
+from ctxbudget.log import CompactionRecord, SessionLog
+from ctxbudget.models import ModelSpec, resolve_model
+from ctxbudget.planner import CascadeOutcome, Runner, Trigger, run_cascade, trigger
+from ctxbudget.policy import Policy, preset
+from ctxbudget.render import AnthropicRenderer, OpenAIChatRenderer, RenderedCounter
+from ctxbudget.squeeze import squeeze_edit
+from ctxbudget.strategies import StrategySpec, build_runner
+from ctxbudget.strategies.base import CompactionInput, Proposal
+from ctxbudget.strategies.summarize import is_summary
+from ctxbudget.summarizers import Summarizer
+from ctxbudget.tokens.count import TokenCount
+from ctxbudget.view import View
+
+__all__ = ["ContextManager", "PrepareReport"]
+
+Provider = Literal["openai", "anthropic"]
+_FORMATS: dict[str, Format] = {"openai": "openai_chat", "anthropic": "anthropic"}
+_MAX_RENDER_PASSES = 3
+"""How many times prepare re-compacts when the rendered body counts more than the ledger."""
+_MAX_SQUEEZES = 16
+"""How many last-resort cuts one prepare may make before giving up with ContextOverflow."""
+_ANTHROPIC_BLOCKS = {"tool_use", "tool_result", "thinking", "redacted_thinking", "image"}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PrepareReport:
+    """What one ``prepare`` call did."""
+
+    before: LedgerSnapshot
+    """Per-component tokens before compaction."""
+    after: LedgerSnapshot
+    """Per-component tokens of the prepared request."""
+    records: tuple[CompactionRecord, ...]
+    """Compactions applied during this call, in order (door truncations included)."""
+    input_tokens: TokenCount
+    """Input tokens of the rendered request, counted on the rendered body."""
+    limit: int
+    """The most input tokens the request may have: window − output reserve − margin."""
+    reason: str = ""
+    """Why compaction ran (empty when it did not)."""
+    failures: tuple[str, ...] = ()
+    """Strategies that could not run and why (e.g. a summarizer timeout)."""
+    brief_paths: tuple[Path, ...] = ()
+    """Files the handoff brief was written to, after a reset."""
+
+    @property
+    def freed(self) -> int:
+        """Tokens compaction freed during this call."""
+        return sum(r.freed for r in self.records)
+
+    @property
+    def exact(self) -> bool:
+        """Whether ``input_tokens`` is exact."""
+        return self.input_tokens.exact
+
+
+@dataclass(slots=True)
+class _Pending:
+    """Compactions applied since the last ``prepare`` (door truncations)."""
+
+    records: list[CompactionRecord] = field(default_factory=list)
+
+
+class ContextManager:
+    """Keeps one agent session's context within its window and budget."""
+
+    def __init__(
+        self,
+        model: str | ModelSpec,
+        *,
+        context_window: int | None = None,
+        max_output_tokens: int | None = None,
+        policy: str | Policy = "agent",
+        strategies: Sequence[StrategySpec] | None = None,
+        summarizer: Summarizer | None = None,
+        strict: bool = False,
+        handoff_dir: str | Path | None = None,
+    ) -> None:
+        """``strategies`` overrides the policy's cascade (names or strategy configs)."""
+        if isinstance(model, ModelSpec):
+            spec = model
+        else:
+            spec = resolve_model(
+                model, context_window=context_window, max_output_tokens=max_output_tokens
+            )
+        self.model = spec
+        """The model: window, output limit, tokenizer, prices."""
+        self.policy = preset(policy) if isinstance(policy, str) else policy
+        """The budget policy."""
+        self.strict = strict
+        """Raise ContextOverflow instead of resetting when nothing else fits."""
+        self.handoff_dir = Path(handoff_dir) if handoff_dir is not None else None
+        """Where handoff briefs are written after a reset (None: not written)."""
+        self.log = SessionLog()
+        """The append-only session log (every item and compaction)."""
+        self.view = View()
+        """The items the model sees now."""
+        self.accountant = Accountant(spec, self.policy)
+        """Per-component token accounting of the view."""
+        self.last_report: PrepareReport | None = None
+        """What the last ``prepare`` did."""
+        tokenizer = self._tokenizer = self.accountant.counter.tokenizer
+        names = list(strategies) if strategies is not None else list(self.policy.strategies)
+        built = [build_runner(s, tokenizer=tokenizer, summarizer=summarizer) for s in names]
+        self._door: Runner | None = next((r for n, r in built if n == "truncate"), None)
+        self._steps = [(n, r) for n, r in built if n != "reset"]
+        self._reset = next(((n, r) for n, r in built if n == "reset"), None)
+        self._openai = OpenAIChatRenderer()
+        self._anthropic = AnthropicRenderer()
+        self._verifier = RenderedCounter(self.accountant.counter)
+        self._pending = _Pending()
+        self._next = 0
+
+    # -- what enters the context -----------------------------------------------------------
+
+    def set_tools(self, tools: Sequence[Mapping[str, Any]]) -> TokenCount:
+        """Offer tool schemas (OpenAI or Anthropic format); returns what they cost."""
+        specs = _read_tools(tools)
+        self.log.set_tools(tuple(specs))
+        return self.accountant.set_tools(specs)
+
+    def set_system(self, text: str) -> Item:
+        """Add a system prompt (fixed component); handy for Anthropic-style callers."""
+        (item,) = self._convert([{"role": "system", "content": text}])
+        self._add(item)
+        return item
+
+    def append(self, message: Mapping[str, Any], *, pinned: bool = False) -> list[Item]:
+        """Append one OpenAI or Anthropic message dict; returns the items it became.
+
+        ``pinned`` items reach the model verbatim: no strategy touches them.
+        """
+        return self.extend([message], pinned=pinned)
+
+    def extend(self, messages: Iterable[Mapping[str, Any]], *, pinned: bool = False) -> list[Item]:
+        """Append messages (OpenAI or Anthropic dicts; system messages go to ``system``)."""
+        items = self._convert(list(messages))
+        if pinned:
+            items = [i.with_(pinned=True) for i in items]
+        for item in items:
+            self._add(item)
+            if self._door is not None and item.tool_results:
+                self._truncate_at_door(item)
+        return items
+
+    def recall(self, item_id: str) -> Item:
+        """Any item ever in this session, exactly as appended (compaction is restorable)."""
+        return self.log.recall(item_id)
+
+    # -- the request -------------------------------------------------------------------------
+
+    def snapshot(self) -> LedgerSnapshot:
+        """Used / budget / remaining per component for the current view."""
+        return self.accountant.snapshot()
+
+    def prepare(self, provider: Provider = "openai", **options: Any) -> dict[str, Any]:
+        """The request body for the current view, compacted if needed; it always fits.
+
+        Raises ContextOverflow (before any API call) when even a reset cannot fit, e.g. the
+        fixed components alone or one pinned item exceed the window.
+        """
+        fmt = _FORMATS.get(provider)
+        if fmt is None:
+            raise UsageError(f"unknown provider {provider!r}; expected 'openai' or 'anthropic'")
+        before = self.snapshot()
+        allocation = self.accountant.ledger.allocation
+        limit = allocation.usable
+        outcome = CascadeOutcome()
+        trig = trigger(
+            self.total(),
+            high=allocation.high_watermark,
+            low=allocation.low_watermark,
+            usable=limit,
+        )
+        if trig is not None:
+            outcome = self._cascade(trig)
+        body = self._render(provider, options)
+        counted = self._verifier.count(body, fmt)
+        for _ in range(_MAX_RENDER_PASSES):
+            if counted.tokens <= limit:
+                break
+            # The rendered body counts more than the ledger (wire framing differs, e.g.
+            # merged tool results): aim the ledger lower by the difference and go again.
+            delta = counted.tokens - self.total()
+            aim = limit - max(delta, 1)
+            squeeze = Trigger(
+                f"rendered request {counted.tokens:,} > {limit:,} tokens",
+                target=min(aim, allocation.low_watermark),
+                limit=aim,
+            )
+            more = self._cascade(squeeze)
+            outcome.records.extend(more.records)
+            outcome.failures.extend(more.failures)
+            outcome.brief = more.brief or outcome.brief
+            body = self._render(provider, options)
+            counted = self._verifier.count(body, fmt)
+        if counted.tokens > limit:
+            raise self._overflow(counted.tokens, limit)
+        paths = self._write_brief(outcome.brief) if outcome.brief is not None else ()
+        records = tuple(self._pending.records) + tuple(outcome.records)
+        self._pending = _Pending()
+        self.last_report = PrepareReport(
+            before=before,
+            after=self.snapshot(),
+            records=records,
+            input_tokens=counted,
+            limit=limit,
+            reason=trig.reason if trig is not None else "",
+            failures=tuple(outcome.failures),
+            brief_paths=paths,
+        )
+        return body
+
+    # -- CompactionSession (used by the planner) -------------------------------------------
+
+    def total(self) -> int:
+        """Input tokens of the current view (ledger)."""
+        return self.accountant.input_tokens.tokens
+
+    def compaction_input(self, need: int, *, last_resort: bool) -> CompactionInput:
+        """The view as strategies see it."""
+        allocation = self.accountant.ledger.allocation
+        kinds = {c: allocation.kind(c) for c in Component}
+        return CompactionInput(
+            items=self.view.items,
+            count=self._count,
+            need=need,
+            kinds=kinds,
+            task=self._task(),
+            last_resort=last_resort,
+        )
+
+    def apply(self, strategy: str, proposal: Proposal, reason: str) -> CompactionRecord | None:
+        """Apply a proposal: view, ledger and log stay in step; None if rejected."""
+        inserted = [i for e in proposal.edits for i in e.insert]
+        if any(i.id in self.log for i in inserted):
+            return None
+        before = self.accountant.input_tokens
+        try:
+            self.view.apply(proposal.edits)
+        except UsageError:
+            return None
+        for edit in proposal.edits:
+            for item_id in edit.remove:
+                self.accountant.remove(item_id)
+            for item in edit.insert:
+                self.accountant.add(item)
+        after = self.accountant.input_tokens
+        record = CompactionRecord(
+            strategy=strategy,
+            edits=proposal.edits,
+            tokens_before=before.tokens,
+            tokens_after=after.tokens,
+            exact=before.exact and after.exact,
+            reason=reason,
+        )
+        self.log.compact(record)
+        return record
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _cascade(self, trig: Trigger) -> CascadeOutcome:
+        if self.strict:
+            outcome = run_cascade(self, self._steps, trig, reset=None)
+            if self.total() > trig.limit:
+                raise self._overflow(self.total(), trig.limit)
+            return outcome
+        outcome = run_cascade(self, self._steps, trig, reset=self._reset)
+        for _ in range(_MAX_SQUEEZES):
+            over = self.total() - trig.limit
+            if over <= 0:
+                break
+            view = self.compaction_input(over, last_resort=True)
+            edit = squeeze_edit(dataclasses.replace(view, keep_last=0), self._tokenizer)
+            record = (
+                None
+                if edit is None
+                else self.apply(
+                    "squeeze", Proposal(edits=(edit,)), f"{trig.reason}; latest turn too big"
+                )
+            )
+            if record is None:
+                break
+            outcome.records.append(record)
+        return outcome
+
+    def _count(self, item: Item) -> int:
+        return self.accountant.counter.count_item(item).tokens
+
+    def _add(self, item: Item) -> None:
+        self.log.append(item)
+        self.view.append(item)
+        self.accountant.add(item)
+
+    def _truncate_at_door(self, item: Item) -> None:
+        if self._door is None:
+            return
+        view = CompactionInput(items=(item,), count=self._count, need=0, keep_last=0)
+        proposal = self._door(view)
+        if proposal.edits:
+            record = self.apply("truncate", proposal, "oversized tool result, at the door")
+            if record is not None:
+                self._pending.records.append(record)
+
+    def _convert(self, messages: list[Mapping[str, Any]]) -> list[Item]:
+        start = self._next
+        if _looks_anthropic(messages):
+            system = [m for m in messages if m.get("role") == "system"]
+            rest = [m for m in messages if m.get("role") != "system"]
+            items = from_openai_chat(system, start=start) + from_anthropic(
+                rest, start=start + len(system)
+            )
+        else:
+            items = from_openai_chat(list(messages), start=start)
+        self._next = start + len(items)
+        return items
+
+    def _task(self) -> str:
+        users = [
+            i for i in self.view if i.role == "user" and not i.tool_results and not is_summary(i)
+        ]
+        if not users:
+            return ""
+        first, last = item_text(users[0]), item_text(users[-1])
+        return first if first == last else f"{first}\n{last}"
+
+    def _render(self, provider: Provider, options: Mapping[str, Any]) -> dict[str, Any]:
+        items, tools = self.view.items, self.accountant.tools
+        if provider == "anthropic":
+            rest = dict(options)
+            reserve = self.accountant.ledger.allocation.output_reserve
+            max_tokens = int(rest.pop("max_tokens", reserve))
+            return self._anthropic.render(
+                items, tools, model=self.model.name, max_tokens=max_tokens, options=rest
+            )
+        return self._openai.render(items, tools, model=self.model.name, options=options)
+
+    def _overflow(self, tokens: int, limit: int) -> ContextOverflow:
+        snapshot = self.snapshot()
+        allocation = self.accountant.ledger.allocation
+        stuck = [
+            r
+            for r in snapshot.components
+            if allocation.kind(r.component) is ComponentKind.FIXED or r.used
+        ]
+        largest = max(stuck, key=lambda r: r.used) if stuck else None
+        pinned = [i for i in self.view if i.pinned]
+        name = largest.component.value if largest else None
+        detail = f"; pinned items: {', '.join(i.id for i in pinned)}" if pinned else ""
+        return ContextOverflow(
+            f"the request needs {tokens:,} input tokens but at most {limit:,} fit "
+            f"(window {allocation.context_window:,} − output reserve "
+            f"{allocation.output_reserve:,} − margin {allocation.safety_margin:,}); the largest "
+            f"component that cannot be compacted further is {name!r} "
+            f"({largest.used if largest else 0:,} tokens){detail}. Shorten fixed or pinned "
+            "content, or use a model with a larger window.",
+            component=name,
+            size=tokens,
+            limit=limit,
+        )
+
+    def _write_brief(self, brief: HandoffBrief) -> tuple[Path, ...]:
+        if self.handoff_dir is None:
+            return ()
+        stem = f"handoff-{len(self.log.records()):04d}"
+        return write_brief(brief, self.handoff_dir, stem)
+
+
+def _looks_anthropic(messages: Sequence[Mapping[str, Any]]) -> bool:
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, list):
+            for block in content:
+                if isinstance(block, Mapping) and block.get("type") in _ANTHROPIC_BLOCKS:
+                    return True
+    return False
+
+
+def _read_tools(tools: Sequence[Mapping[str, Any]]) -> list[ToolSpec]:
+    if any("input_schema" in t for t in tools):
+        return from_anthropic_tools(tools)
+    return from_openai_chat_tools(tools)

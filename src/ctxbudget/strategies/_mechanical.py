@@ -1,0 +1,142 @@
+"""Helpers shared by the mechanical strategies (dedup, truncate, clear, window, importance).
+
+They find tool calls by id, describe a call in a placeholder, rewrite a tool result's
+content in place (same call id, so pairs stay intact) and pick the units that may be
+hidden without orphaning a call or a result.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from ctxbudget.items import (
+    DocumentPart,
+    ImagePart,
+    Item,
+    Part,
+    TextPart,
+    ToolCallPart,
+    ToolResultPart,
+)
+from ctxbudget.log import Edit, EditKind
+from ctxbudget.strategies.base import CompactionInput, derived_id, editable
+from ctxbudget.view import Unit, units
+
+__all__ = [
+    "Content",
+    "ResultRef",
+    "call_label",
+    "calls_by_id",
+    "hideable_units",
+    "replace_item",
+    "result_refs",
+    "result_tokens",
+    "tail_ids",
+    "with_contents",
+]
+
+Content = str | tuple[TextPart | ImagePart | DocumentPart, ...]
+"""What a tool result holds: a string, or parts."""
+
+
+@dataclass(frozen=True, slots=True)
+class ResultRef:
+    """One tool result in the view: the item carrying it and the part's index there."""
+
+    item: Item
+    index: int
+    part: ToolResultPart
+    call: ToolCallPart | None
+    """The call it answers, when that call is in the view."""
+    caller: Item | None
+    """The assistant item making that call."""
+
+
+def calls_by_id(items: Iterable[Item]) -> dict[str, tuple[Item, ToolCallPart]]:
+    """Every tool call in ``items`` by call id, with the item making it."""
+    return {call.id: (item, call) for item in items for call in item.tool_calls}
+
+
+def result_refs(items: Iterable[Item]) -> list[ResultRef]:
+    """Every tool result in ``items``, in view order."""
+    items = tuple(items)
+    calls = calls_by_id(items)
+    out: list[ResultRef] = []
+    for item in items:
+        for index, part in enumerate(item.parts):
+            if isinstance(part, ToolResultPart):
+                caller, call = calls.get(part.call_id, (None, None))
+                out.append(ResultRef(item, index, part, call, caller))
+    return out
+
+
+def call_label(call: ToolCallPart | None, limit: int = 80) -> str:
+    """``bash {"cmd": "ls"}``: the tool and its arguments, cut to about ``limit`` characters."""
+    if call is None:
+        return "unknown tool"
+    parsed = call.parsed_arguments()
+    args = call.arguments if isinstance(parsed, str) else json.dumps(parsed, ensure_ascii=False)
+    if len(args) > limit:
+        args = args[: limit - 1] + "…"
+    return f"{call.name} {args}".strip()
+
+
+def result_tokens(view: CompactionInput, ref: ResultRef) -> int:
+    """Tokens of one result: its item when it is the only part, else the part on its own."""
+    if len(ref.item.parts) == 1:
+        return view.count(ref.item)
+    return view.count(ref.item.with_(parts=(ref.part,)))
+
+
+def with_contents(item: Item, contents: Mapping[int, Content]) -> tuple[Part, ...]:
+    """``item``'s parts with the tool results at the given indexes given new content."""
+    parts = list(item.parts)
+    for index, content in contents.items():
+        part = parts[index]
+        if isinstance(part, ToolResultPart):
+            parts[index] = ToolResultPart(
+                call_id=part.call_id,
+                content=content,
+                is_error=part.is_error,
+                provider_details=part.provider_details,
+            )
+    return tuple(parts)
+
+
+def replace_item(
+    item: Item, parts: tuple[Part, ...], kind: EditKind, id_kind: str, note: str
+) -> Edit:
+    """An edit putting a copy of ``item`` with new parts (and a derived id) in its place."""
+    new = item.with_(id=derived_id(item.id, id_kind), parts=parts)
+    return Edit(kind=kind, remove=(item.id,), insert=(new,), note=note)
+
+
+def tail_ids(view: CompactionInput) -> set[str]:
+    """Ids of the items in the latest ``view.keep_last`` units (kept verbatim)."""
+    all_units = units(view.items)
+    keep = max(view.keep_last, 0)
+    return {i for u in all_units[max(len(all_units) - keep, 0) :] for i in u.ids} if keep else set()
+
+
+def hideable_units(view: CompactionInput, *, keep_latest: int = 0) -> list[Unit]:
+    """Units that may be hidden whole: all items editable, outside the latest
+    ``max(view.keep_last, keep_latest)`` units, and no call or result partnered outside
+    the unit (hiding it cannot orphan anything)."""
+    all_units = units(view.items)
+    cut = max(len(all_units) - max(view.keep_last, keep_latest, 0), 0)
+    holders: dict[str, set[str]] = {}
+    for item in view.items:
+        for result in item.tool_results:
+            holders.setdefault(result.call_id, set()).add(item.id)
+    out: list[Unit] = []
+    for unit in all_units[:cut]:
+        if not all(editable(i, view) for i in unit.items):
+            continue
+        ids = set(unit.ids)
+        calls = {c.id for i in unit.items for c in i.tool_calls}
+        answered = {r.call_id for i in unit.items for r in i.tool_results}
+        if answered <= calls and all(holders.get(c, set()) <= ids for c in calls):
+            out.append(unit)
+    return out

@@ -1,0 +1,133 @@
+"""The view: the items the model sees now, replayed from the log's appends and compactions.
+
+Appending is O(1). Applying an edit is O(n) in the view's length, which is fine because
+compaction runs in batches (hysteresis), not on every turn. After every edit the view is
+checked for orphaned tool calls and results, so a faulty edit can never reach a request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+from ctxbudget.errors import UsageError
+from ctxbudget.exchanges import find_orphans
+from ctxbudget.items import Item
+from ctxbudget.log import Appended, Compacted, Edit, SessionLog
+
+__all__ = ["Unit", "View", "units"]
+
+
+class View:
+    """Ordered items currently in context."""
+
+    def __init__(self, items: Iterable[Item] = ()) -> None:
+        self._items: list[Item] = list(items)
+        self._index: dict[str, int] | None = None
+
+    @classmethod
+    def replay(cls, log: SessionLog) -> View:
+        """Rebuild the view from a log: every append, then every compaction, in order."""
+        view = cls()
+        for event in log:
+            if isinstance(event, Appended):
+                view.append(event.item)
+            elif isinstance(event, Compacted):
+                view.apply(event.record.edits)
+        return view
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self) -> Iterator[Item]:
+        return iter(self._items)
+
+    def __contains__(self, item_id: object) -> bool:
+        return item_id in self._positions()
+
+    @property
+    def items(self) -> tuple[Item, ...]:
+        """The items, in order."""
+        return tuple(self._items)
+
+    def append(self, item: Item) -> None:
+        """Add an item at the end."""
+        if self._index is not None:
+            self._index[item.id] = len(self._items)
+        self._items.append(item)
+
+    def _positions(self) -> dict[str, int]:
+        if self._index is None:
+            self._index = {item.id: i for i, item in enumerate(self._items)}
+        return self._index
+
+    def apply(self, edits: Sequence[Edit]) -> None:
+        """Apply edits in order; all or nothing, and never leaving an orphan."""
+        items = list(self._items)
+        for edit in edits:
+            items = _apply_one(items, edit)
+        orphans = find_orphans(items)
+        if orphans:
+            raise UsageError(
+                "compaction would orphan tool calls/results "
+                f"(calls {list(orphans.calls_without_result)}, "
+                f"results {list(orphans.results_without_call)}); edit rejected"
+            )
+        self._items = items
+        self._index = None
+
+
+def _apply_one(items: list[Item], edit: Edit) -> list[Item]:
+    remove = set(edit.remove)
+    if len(remove) != len(edit.remove):
+        raise UsageError(f"edit {edit.kind!r} names an item twice: {list(edit.remove)}")
+    positions = [i for i, item in enumerate(items) if item.id in remove]
+    if len(positions) != len(remove):
+        present = {items[i].id for i in positions}
+        missing = sorted(remove - present)
+        raise UsageError(f"edit {edit.kind!r} removes items not in the view: {missing}")
+    if not positions:
+        if edit.insert:
+            raise UsageError(f"edit {edit.kind!r} inserts items but removes none (no anchor)")
+        return items
+    at = positions[0]
+    kept = [item for item in items if item.id not in remove]
+    return kept[:at] + list(edit.insert) + kept[at:]
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """Consecutive items that move together: one exchange, or one lone item."""
+
+    items: tuple[Item, ...]
+    start: int
+    """Index of the first item in the view."""
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        """The ids of its items."""
+        return tuple(i.id for i in self.items)
+
+
+def units(items: Sequence[Item]) -> list[Unit]:
+    """Split a view into units: an assistant item with tool calls plus the items answering them
+    (by exchange id, or by call id), or a single item. No strategy may split a unit."""
+    out: list[Unit] = []
+    index = 0
+    while index < len(items):
+        item = items[index]
+        group = [item]
+        if item.tool_calls:
+            pending = {c.id for c in item.tool_calls}
+            nxt = index + 1
+            while nxt < len(items) and pending:
+                follower = items[nxt]
+                answered = {r.call_id for r in follower.tool_results}
+                if not answered & pending:
+                    break
+                pending -= answered
+                group.append(follower)
+                nxt += 1
+        out.append(Unit(tuple(group), index))
+        index += len(group)
+    return out
