@@ -218,3 +218,12 @@ def test_usage_errors_are_clear() -> None:
         agent(strategies=["dedupe"])
     with pytest.raises(UsageError, match="no item"):
         mgr.recall("m999")
+
+
+def test_window_overrides_apply_to_a_model_spec_too() -> None:
+    from ctxbudget.models import resolve_model
+
+    mgr = ContextManager(resolve_model("gpt-4o"), context_window=9_000, max_output_tokens=700)
+    assert mgr.model.context_window == 9_000
+    assert mgr.accountant.ledger.allocation.context_window == 9_000
+    assert mgr.accountant.ledger.allocation.output_reserve == 700

@@ -103,7 +103,15 @@ class ContextManager:
     ) -> None:
         """``strategies`` overrides the policy's cascade (names or strategy configs)."""
         if isinstance(model, ModelSpec):
-            spec = model
+            overrides = {
+                k: v
+                for k, v in (
+                    ("context_window", context_window),
+                    ("max_output_tokens", max_output_tokens),
+                )
+                if v is not None
+            }
+            spec = dataclasses.replace(model, **overrides) if overrides else model
         else:
             spec = resolve_model(
                 model, context_window=context_window, max_output_tokens=max_output_tokens
