@@ -30,6 +30,8 @@ from ctxbudget.tokens.encodings import load_encoding
 
 TRACES = Path(__file__).resolve().parents[2] / "shared" / "traces"
 FOLDER = "mini-swe-agent-v2-toolcalls"
+API_KEYS = ("role", "content", "tool_calls", "tool_call_id", "name")
+"""What an agent loop sends; the logs' own bookkeeping fields (``extra``...) are dropped."""
 
 
 def history(size: int) -> list[dict[str, Any]]:
@@ -40,14 +42,22 @@ def history(size: int) -> list[dict[str, Any]]:
         for message in messages:
             if message["role"] == "exit" or (message["role"] == "system" and out):
                 continue
-            out.append(message)
+            out.append({k: message[k] for k in API_KEYS if k in message})
         if len(out) >= size:
             break
+    # drop calls the logs never answered (sessions that ended mid-call): a provider would
+    # reject them, and they are not what is measured here
+    answered = {m["tool_call_id"] for m in out if m["role"] == "tool"}
+    clean = [
+        m
+        for m in out
+        if not m.get("tool_calls") or all(c["id"] in answered for c in m["tool_calls"])
+    ]
     # cut at a message that starts a new turn, so no call loses its results
     cut = size
-    while cut < len(out) and out[cut]["role"] == "tool":
+    while cut < len(clean) and clean[cut]["role"] == "tool":
         cut += 1
-    return out[:cut]
+    return clean[:cut]
 
 
 def manager(window: int, strategies: list[str] | None = None) -> ContextManager:
@@ -81,23 +91,37 @@ def main() -> int:
     p50 = statistics.median(latencies) * 1e3
     p90 = statistics.quantiles(latencies, n=10)[-1] * 1e3
 
-    # one compaction pass: the window is set so the full history is just over the high mark
+    # one compaction pass, as an agent loop meets it: the manager has prepared every turn
+    # (so earlier messages are rendered and counted already); the next message crosses the
+    # high watermark and that prepare() runs the cascade down to the low watermark.
     mechanical = ["dedup", "truncate", "clear_tool_results", "importance"]
-    window = int(total / 0.85 * 0.80) + 4_000
+    managed = manager(2_000_000, mechanical)
+    managed.extend(messages[:-10])  # oversized results are truncated at the door
+    before_last = managed.total()
+    managed.extend(messages[-10:])
+    # the window whose high watermark falls between the two: the last messages cross it
+    window = 10_000
+    while manager(window).accountant.ledger.allocation.high_watermark < before_last:
+        window += 1_000
     passes, cascade_default, report = [], [], None
     for _ in range(3 if args.quick else 10):
-        mgr = manager(window, mechanical)
-        mgr.extend(messages)
-        start = time.perf_counter()
-        mgr.prepare()
-        passes.append(time.perf_counter() - start)
-        report = mgr.last_report
-        full = manager(window)
-        full.extend(messages)
-        start = time.perf_counter()
-        full.prepare()
-        cascade_default.append(time.perf_counter() - start)
-    assert report is not None
+        for strategies, times in ((mechanical, passes), (None, cascade_default)):
+            mgr = manager(window, strategies)
+            mgr.extend(messages[:-10])
+            mgr.prepare()
+            for message in messages[-10:]:
+                mgr.append(message)
+                start = time.perf_counter()
+                mgr.prepare()
+                elapsed = time.perf_counter() - start
+                if mgr.last_report is not None and mgr.last_report.reason:
+                    times.append(elapsed)
+                    if strategies is mechanical:
+                        report = mgr.last_report
+                    break
+    if report is None:
+        print("error: no prepare crossed the high watermark; the window is miscomputed")
+        return 1
     target = report.input_tokens.tokens
 
     # LangChain trim_messages to the same target, exact tiktoken counter over the list

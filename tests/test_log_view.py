@@ -120,3 +120,41 @@ def test_hiding_whole_units_never_orphans(calls: list[int], data: st.DataObject)
     view.apply([Edit(kind="hide", remove=u.ids) for u in chosen])
     hidden = {i for u in chosen for i in u.ids}
     assert [i.id for i in view] == [i.id for i in items if i.id not in hidden]
+
+
+def test_orphans_already_in_the_view_do_not_block_other_edits() -> None:
+    # a log that ended mid-call: a1's second call was never answered
+    items = [user(0), call(1, "c1", "c9"), result("c1"), user(2), call(3, "c3"), result("c3")]
+    view = View(items)
+    view.apply([Edit(kind="hide", remove=("a3", "rc3"))])
+    assert [i.id for i in view] == ["u0", "a1", "rc1", "u2"]
+    with pytest.raises(UsageError, match="orphan"):
+        view.apply([Edit(kind="hide", remove=("rc1",))])
+
+
+@given(st.lists(st.integers(0, 3), min_size=1, max_size=12), st.data())
+def test_a_batch_equals_applying_edits_one_by_one(calls: list[int], data: st.DataObject) -> None:
+    items: list[Item] = []
+    for turn, n in enumerate(calls):
+        items.append(user(turn))
+        ids = [f"c{turn}_{k}" for k in range(n)]
+        if ids:
+            items.append(call(turn, *ids))
+            items.extend(result(c) for c in ids)
+    chosen = data.draw(st.lists(st.sampled_from(units(items)), unique_by=lambda u: u.start))
+    edits = [
+        Edit(kind="summarize", remove=u.ids, insert=(user(1000 + n, "s").with_(id=f"s{n}"),))
+        if n % 2
+        else Edit(kind="hide", remove=u.ids)
+        for n, u in enumerate(chosen)
+    ]
+    batch, single = View(items), View(items)
+    batch.apply(edits)
+    for edit in edits:
+        single.apply([edit])
+    assert batch.items == single.items
+    # an edit that removes what an earlier one inserted takes the sequential path
+    if edits and edits[-1].insert:
+        view = View(items)
+        view.apply([*edits, Edit(kind="hide", remove=(edits[-1].insert[0].id,))])
+        assert edits[-1].insert[0].id not in view

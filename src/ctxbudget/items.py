@@ -209,16 +209,17 @@ class Item:
     """Groups an assistant turn's tool calls with all their results (never split)."""
     provider_details: dict[str, Any] = field(default_factory=_details)
     """Message-level provider fields with no name here, kept for lossless round trips."""
+    tool_calls: tuple[ToolCallPart, ...] = field(init=False, repr=False, compare=False)
+    """The tool calls this item makes (derived from ``parts``)."""
+    tool_results: tuple[ToolResultPart, ...] = field(init=False, repr=False, compare=False)
+    """The tool results this item carries (derived from ``parts``)."""
 
-    @property
-    def tool_calls(self) -> tuple[ToolCallPart, ...]:
-        """The tool calls this item makes."""
-        return tuple(p for p in self.parts if isinstance(p, ToolCallPart))
-
-    @property
-    def tool_results(self) -> tuple[ToolResultPart, ...]:
-        """The tool results this item carries."""
-        return tuple(p for p in self.parts if isinstance(p, ToolResultPart))
+    def __post_init__(self) -> None:
+        # Derived once: strategies ask for them on every pass over the view.
+        calls = tuple(p for p in self.parts if isinstance(p, ToolCallPart))
+        results = tuple(p for p in self.parts if isinstance(p, ToolResultPart))
+        object.__setattr__(self, "tool_calls", calls)
+        object.__setattr__(self, "tool_results", results)
 
     def with_(self, **changes: Any) -> Item:
         """A copy with some fields changed (items are frozen)."""
@@ -252,7 +253,7 @@ def item_text(item: Item) -> str:
 def _plain(value: Any) -> Any:
     """Dataclass → JSON-ready value (parts become dicts with their ``kind``)."""
     if hasattr(value, "__dataclass_fields__"):
-        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value) if f.init}
     if isinstance(value, tuple | list):
         return [_plain(v) for v in value]
     if isinstance(value, StrEnum):

@@ -103,15 +103,11 @@ class ContextManager:
     ) -> None:
         """``strategies`` overrides the policy's cascade (names or strategy configs)."""
         if isinstance(model, ModelSpec):
-            overrides = {
-                k: v
-                for k, v in (
-                    ("context_window", context_window),
-                    ("max_output_tokens", max_output_tokens),
-                )
-                if v is not None
-            }
-            spec = dataclasses.replace(model, **overrides) if overrides else model
+            spec = dataclasses.replace(
+                model,
+                context_window=context_window or model.context_window,
+                max_output_tokens=max_output_tokens or model.max_output_tokens,
+            )
         else:
             spec = resolve_model(
                 model, context_window=context_window, max_output_tokens=max_output_tokens
@@ -263,16 +259,17 @@ class ContextManager:
             last_resort=last_resort,
         )
 
-    def apply(self, strategy: str, proposal: Proposal, reason: str) -> CompactionRecord | None:
-        """Apply a proposal: view, ledger and log stay in step; None if rejected."""
-        inserted = [i for e in proposal.edits for i in e.insert]
-        if any(i.id in self.log for i in inserted):
-            return None
+    def apply(self, strategy: str, proposal: Proposal, reason: str) -> CompactionRecord | str:
+        """Apply a proposal: view, ledger and log stay in step; why not, if rejected."""
+        inserted = [i.id for e in proposal.edits for i in e.insert]
+        taken = [i for i in inserted if i in self.log]
+        if taken:
+            return f"inserted ids already in the session: {taken}"
         before = self.accountant.input_tokens
         try:
             self.view.apply(proposal.edits)
-        except UsageError:
-            return None
+        except UsageError as exc:
+            return str(exc)
         for edit in proposal.edits:
             for item_id in edit.remove:
                 self.accountant.remove(item_id)
@@ -305,14 +302,13 @@ class ContextManager:
                 break
             view = self.compaction_input(over, last_resort=True)
             edit = squeeze_edit(dataclasses.replace(view, keep_last=0), self._tokenizer)
-            record = (
-                None
-                if edit is None
-                else self.apply(
-                    "squeeze", Proposal(edits=(edit,)), f"{trig.reason}; latest turn too big"
-                )
+            if edit is None:
+                break
+            record = self.apply(
+                "squeeze", Proposal(edits=(edit,)), f"{trig.reason}; latest turn too big"
             )
-            if record is None:
+            if isinstance(record, str):
+                outcome.failures.append(f"squeeze: {record}")
                 break
             outcome.records.append(record)
         return outcome
@@ -332,7 +328,7 @@ class ContextManager:
         proposal = self._door(view)
         if proposal.edits:
             record = self.apply("truncate", proposal, "oversized tool result, at the door")
-            if record is not None:
+            if not isinstance(record, str):
                 self._pending.records.append(record)
 
     def _convert(self, messages: list[Mapping[str, Any]]) -> list[Item]:

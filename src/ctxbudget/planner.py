@@ -56,8 +56,8 @@ class CompactionSession(Protocol):
     def compaction_input(self, need: int, *, last_resort: bool) -> CompactionInput:
         """The view as strategies see it."""
 
-    def apply(self, strategy: str, proposal: Proposal, reason: str) -> CompactionRecord | None:
-        """Apply a proposal's edits and record them; None when rejected or empty."""
+    def apply(self, strategy: str, proposal: Proposal, reason: str) -> CompactionRecord | str:
+        """Apply a proposal's edits and record them; the reason when rejected."""
 
 
 @dataclass(slots=True)
@@ -124,8 +124,8 @@ def _step(
     if not proposal.edits:
         return
     record = session.apply(name, proposal, reason)
-    if record is None:
-        outcome.failures.append(f"{name}: edits rejected (they would orphan a tool call)")
+    if isinstance(record, str):
+        outcome.failures.append(f"{name}: edits rejected: {record}")
         return
     outcome.records.append(record)
     if proposal.brief is not None:

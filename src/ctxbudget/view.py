@@ -62,19 +62,61 @@ class View:
         return self._index
 
     def apply(self, edits: Sequence[Edit]) -> None:
-        """Apply edits in order; all or nothing, and never leaving an orphan."""
-        items = list(self._items)
-        for edit in edits:
-            items = _apply_one(items, edit)
-        orphans = find_orphans(items)
-        if orphans:
+        """Apply edits in order; all or nothing, and never creating an orphan.
+
+        Orphans already in the view (a log that ended mid-call) are not the edit's doing
+        and do not block it.
+        """
+        items = self._apply_all(edits)
+        before = find_orphans(self._items)
+        after = find_orphans(items)
+        calls = set(after.calls_without_result) - set(before.calls_without_result)
+        results = set(after.results_without_call) - set(before.results_without_call)
+        if calls or results:
             raise UsageError(
-                "compaction would orphan tool calls/results "
-                f"(calls {list(orphans.calls_without_result)}, "
-                f"results {list(orphans.results_without_call)}); edit rejected"
+                f"compaction would orphan tool calls {sorted(calls)} / results "
+                f"{sorted(results)}; edit rejected"
             )
         self._items = items
         self._index = None
+
+    def _apply_all(self, edits: Sequence[Edit]) -> list[Item]:
+        """The items after ``edits``: one pass over the view when the edits are disjoint
+        (the usual case); one pass per edit when an edit removes what an earlier one put in.
+        """
+        positions = self._positions()
+        inserted: set[str] = set()
+        removed: set[str] = set()
+        anchors: dict[str, tuple[Item, ...]] = {}
+        for edit in edits:
+            if inserted.intersection(edit.remove):
+                items = list(self._items)
+                for each in edits:
+                    items = _apply_one(items, each)
+                return items
+            _check(edit, positions, removed)
+            removed.update(edit.remove)
+            inserted.update(i.id for i in edit.insert)
+            if edit.remove:
+                anchors[min(edit.remove, key=positions.__getitem__)] = edit.insert
+        out: list[Item] = []
+        for item in self._items:
+            if item.id in removed:
+                out.extend(anchors.get(item.id, ()))
+            else:
+                out.append(item)
+        return out
+
+
+def _check(edit: Edit, positions: dict[str, int], removed: set[str]) -> None:
+    """The same checks :func:`_apply_one` makes, against the view before the batch."""
+    if len(set(edit.remove)) != len(edit.remove):
+        raise UsageError(f"edit {edit.kind!r} names an item twice: {list(edit.remove)}")
+    missing = sorted(i for i in edit.remove if i not in positions or i in removed)
+    if missing:
+        raise UsageError(f"edit {edit.kind!r} removes items not in the view: {missing}")
+    if edit.insert and not edit.remove:
+        raise UsageError(f"edit {edit.kind!r} inserts items but removes none (no anchor)")
 
 
 def _apply_one(items: list[Item], edit: Edit) -> list[Item]:

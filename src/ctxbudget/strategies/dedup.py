@@ -76,6 +76,33 @@ def similarity(a: str, b: str) -> float:
     return len(sa & sb) / union if union else 1.0
 
 
+class _Seen:
+    """A result's text with its shingles computed at most once per proposal."""
+
+    __slots__ = ("_shingles", "ref", "text")
+
+    def __init__(self, ref: ResultRef, text: str) -> None:
+        self.ref = ref
+        self.text = text
+        self._shingles: frozenset[tuple[str, ...]] | None = None
+
+    def shingles(self) -> frozenset[tuple[str, ...]]:
+        if self._shingles is None:
+            self._shingles = _shingles(self.text)
+        return self._shingles
+
+    def similarity(self, other: _Seen, threshold: float) -> float:
+        """:func:`similarity`, skipped (0.0) when the set sizes alone rule out ``threshold``."""
+        if self.text == other.text:
+            return 1.0
+        sa, sb = self.shingles(), other.shingles()
+        small, large = sorted((len(sa), len(sb)))
+        if small < threshold * large:  # Jaccard <= |smaller set| / |larger set|
+            return 0.0
+        union = len(sa | sb)
+        return len(sa & sb) / union if union else 1.0
+
+
 def _key(ref: ResultRef) -> Hashable | None:
     """Tool name and canonical arguments; None for results that cannot be compared."""
     if ref.call is None:
@@ -111,16 +138,19 @@ def propose(config: DedupConfig, view: CompactionInput) -> tuple[Edit, ...]:
             groups.setdefault(key, []).append(ref)
     planned: dict[str, dict[int, Content]] = {}
     for group in groups.values():
-        kept: list[tuple[ResultRef, str]] = []
+        kept: list[_Seen] = []
         for ref in reversed(group):
-            text = part_text(ref.part)
+            seen = _Seen(ref, part_text(ref.part))
             match = max(
-                ((similarity(text, k_text), -n, k) for n, (k, k_text) in enumerate(kept)),
+                (
+                    (seen.similarity(k, config.near_threshold), -n, k.ref)
+                    for n, k in enumerate(kept)
+                ),
                 key=lambda m: (m[0], m[1]),
                 default=None,
             )
             if match is None or match[0] < config.near_threshold:
-                kept.append((ref, text))
+                kept.append(seen)
                 continue
             if ref.item.id in tail or not editable(ref.item, view):
                 continue

@@ -18,7 +18,7 @@ from ctxbudget.errors import ConfigError
 from ctxbudget.items import DocumentPart, ImagePart, TextPart, ToolResultPart
 from ctxbudget.log import Edit
 from ctxbudget.strategies._mechanical import Content, replace_item, with_contents
-from ctxbudget.strategies.base import CompactionInput, editable
+from ctxbudget.strategies.base import CompactionInput, derived_id, editable
 from ctxbudget.tokens.backends import Tokenizer
 from ctxbudget.tokens.slicing import truncate_middle
 
@@ -105,6 +105,10 @@ def _cut(config: TruncateConfig, tok: Tokenizer, content: Content, item_id: str)
     return tuple(parts)
 
 
+_OWN_SUFFIX = derived_id("", "truncate")
+"""Items this strategy produced end with this: their text already fits ``max_tokens``."""
+
+
 def propose(config: TruncateConfig, view: CompactionInput) -> tuple[Edit, ...]:
     """Cut every editable tool result whose text is over ``max_tokens`` (whatever ``need``)."""
     tok = config.tokenizer
@@ -117,6 +121,8 @@ def propose(config: TruncateConfig, view: CompactionInput) -> tuple[Edit, ...]:
     for item in view.items:
         if not item.tool_results or not editable(item, view):
             continue
+        if view.count(item) <= config.max_tokens or item.id.endswith(_OWN_SUFFIX):
+            continue  # fits by its cached count, or is already our own cut: no tokenizing
         contents: dict[int, Content] = {}
         for index, part in enumerate(item.parts):
             if isinstance(part, ToolResultPart):
