@@ -30,7 +30,8 @@ class RenderedCounter:
         if fmt != "openai_chat":
             request = read_request(body, format=fmt)
             return self.counter.count_request(request.items, request.tools)
-        total = self.counter.request_overhead()
+        overhead = self.counter.request_overhead()
+        tokens, exact = overhead.tokens, overhead.exact
         seen: dict[int, tuple[dict[str, Any], TokenCount]] = {}
         for message in body["messages"]:
             key = id(message)
@@ -39,8 +40,10 @@ class RenderedCounter:
                 (item,) = from_openai_chat([message])
                 entry = (message, self.counter.count_item(item))
             seen[key] = entry
-            total += entry[1]
+            tokens += entry[1].tokens
+            exact = exact and entry[1].exact
         self._by_message = seen
+        total = TokenCount(tokens, exact)
         tools = body.get("tools")
         if tools:
             if self._tools is None or self._tools[0] is not tools:

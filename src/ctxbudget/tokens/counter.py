@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TypeAlias
 
 from ctxbudget.errors import ConfigError
-from ctxbudget.items import Item, TextPart, ToolSpec, content_key
+from ctxbudget.items import Item, TextPart, ToolResultPart, ToolSpec, content_key
 from ctxbudget.tokens.backends import Tokenizer, scale
 from ctxbudget.tokens.count import TokenCount
 from ctxbudget.tokens.framing import (
@@ -35,7 +35,7 @@ from ctxbudget.tokens.framing import (
 
 __all__ = ["CacheInfo", "TokenCounter"]
 
-_Key: TypeAlias = tuple[str, str | None, str] | str
+_Key: TypeAlias = tuple[str, str | None, str] | tuple[str, str | None, str, str, bool | None] | str
 
 
 def _cache_key(item: Item) -> _Key:
@@ -47,8 +47,13 @@ def _cache_key(item: Item) -> _Key:
     the item, and the log keeps items anyway. Anything else: ``content_key``.
     """
     parts = item.parts
-    if len(parts) == 1 and type(parts[0]) is TextPart:
-        return (item.role, item.name, parts[0].text)
+    if len(parts) == 1:
+        part = parts[0]
+        if type(part) is TextPart:
+            return (item.role, item.name, part.text)
+        if type(part) is ToolResultPart and type(part.content) is str:
+            # one plain tool result (tool messages, placeholders): everything that counts
+            return (item.role, item.name, part.call_id, part.content, part.is_error)
     return content_key(item)
 
 
