@@ -227,3 +227,39 @@ def test_window_overrides_apply_to_a_model_spec_too() -> None:
     assert mgr.model.context_window == 9_000
     assert mgr.accountant.ledger.allocation.context_window == 9_000
     assert mgr.accountant.ledger.allocation.output_reserve == 700
+
+
+def test_background_presummary_is_used_so_compaction_does_not_wait() -> None:
+    import threading
+    import time
+
+    calls: list[tuple[str, ...]] = []
+    lock = threading.Lock()
+
+    def slow(request: SummaryRequest) -> str:
+        with lock:
+            calls.append(request.key)
+        time.sleep(0.4)  # a model call
+        return "## Progress\nBACKGROUND SUMMARY of src/module_1.py work\n"
+
+    with agent(strategies=["summarize"], summarizer=slow) as mgr:
+        usable = mgr.accountant.ledger.allocation.usable
+        waited = False
+        for step in range(1, 60):
+            mgr.extend(exchange(step, output(step, 12)))
+            start = time.perf_counter()
+            body = mgr.prepare()
+            elapsed = time.perf_counter() - start
+            report = mgr.last_report
+            assert report is not None
+            if report.records:
+                break
+            if not waited and mgr.total() >= 0.7 * usable:
+                time.sleep(0.8)  # the agent's own work between turns; the summary finishes
+                waited = True
+        assert waited
+        assert report.records
+        assert report.records[0].strategy == "summarize"
+        assert elapsed < 0.3, "compaction waited for the summarizer"
+        assert len(calls) == 1, "the summary was computed once, in the background"
+        assert "BACKGROUND SUMMARY" in json.dumps(body)

@@ -19,7 +19,7 @@ from ctxbudget.accounting import Accountant
 from ctxbudget.convert.anthropic import from_anthropic, from_anthropic_tools
 from ctxbudget.convert.openai_chat import from_openai_chat, from_openai_chat_tools
 from ctxbudget.convert.request import Format
-from ctxbudget.errors import ContextOverflow, UsageError
+from ctxbudget.errors import ConfigError, ContextOverflow, UsageError
 from ctxbudget.handoff import HandoffBrief, write_brief
 from ctxbudget.items import Component, ComponentKind, Item, ToolSpec, item_text
 from ctxbudget.ledger import LedgerSnapshot
@@ -31,8 +31,8 @@ from ctxbudget.render import AnthropicRenderer, OpenAIChatRenderer, RenderedCoun
 from ctxbudget.squeeze import squeeze_edit
 from ctxbudget.strategies import StrategySpec, build_runner
 from ctxbudget.strategies.base import CompactionInput, Proposal
-from ctxbudget.strategies.summarize import is_summary
-from ctxbudget.summarizers import Summarizer
+from ctxbudget.strategies.summarize import SummarizeConfig, is_summary, summary_request
+from ctxbudget.summarizers import PreSummarizer, Summarizer
 from ctxbudget.tokens.count import TokenCount
 from ctxbudget.view import View
 
@@ -100,8 +100,17 @@ class ContextManager:
         summarizer: Summarizer | None = None,
         strict: bool = False,
         handoff_dir: str | Path | None = None,
+        presummarize_at: float | None = 0.7,
     ) -> None:
-        """``strategies`` overrides the policy's cascade (names or strategy configs)."""
+        """``strategies`` overrides the policy's cascade (names or strategy configs).
+
+        With a ``summarizer`` (a model call) and ``summarize`` in the cascade, the oldest
+        exchanges are summarized in a background thread once use passes
+        ``presummarize_at`` of the usable window, so compaction does not wait for the model
+        (None: never in the background).
+        """
+        if presummarize_at is not None and not 0.0 < presummarize_at <= 1.0:
+            raise ConfigError(f"presummarize_at must be in (0, 1] or None, got {presummarize_at}")
         if isinstance(model, ModelSpec):
             spec = dataclasses.replace(
                 model,
@@ -130,6 +139,11 @@ class ContextManager:
         """What the last ``prepare`` did."""
         tokenizer = self._tokenizer = self.accountant.counter.tokenizer
         names = list(strategies) if strategies is not None else list(self.policy.strategies)
+        self._pre: PreSummarizer | None = None
+        self._presummarize_at = presummarize_at
+        self._summarize: SummarizeConfig | None = None
+        if summarizer is not None and presummarize_at is not None:
+            names = [self._with_presummary(s, summarizer) for s in names]
         built = [build_runner(s, tokenizer=tokenizer, summarizer=summarizer) for s in names]
         self._door: Runner | None = next((r for n, r in built if n == "truncate"), None)
         self._steps = [(n, r) for n, r in built if n != "reset"]
@@ -203,6 +217,8 @@ class ContextManager:
         )
         if trig is not None:
             outcome = self._cascade(trig)
+        else:
+            self._presummarize()
         body = self._render(provider, options)
         counted = self._verifier.count(body, fmt)
         for _ in range(_MAX_RENDER_PASSES):
@@ -287,7 +303,42 @@ class ContextManager:
         self.log.compact(record)
         return record
 
+    def close(self) -> None:
+        """Stop background work (pending pre-summaries are dropped)."""
+        if self._pre is not None:
+            self._pre.close()
+
+    def __enter__(self) -> ContextManager:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # -- internals ------------------------------------------------------------------------
+
+    def _with_presummary(self, spec: StrategySpec, summarizer: Summarizer) -> StrategySpec:
+        """The summarize strategy wired to a background pre-summarizer; others unchanged."""
+        if spec == "summarize":
+            spec = SummarizeConfig(summarizer=summarizer)
+        if not isinstance(spec, SummarizeConfig) or spec.presummarized is not None:
+            return spec
+        self._pre = PreSummarizer(spec.summarizer or summarizer, spec.timeout)
+        self._summarize = dataclasses.replace(spec, presummarized=self._pre.take)
+        return self._summarize
+
+    def _presummarize(self) -> None:
+        """Past ``presummarize_at``, start summarizing what the next compaction will need."""
+        if self._pre is None or self._summarize is None or self._presummarize_at is None:
+            return
+        allocation = self.accountant.ledger.allocation
+        if self.total() < self._presummarize_at * allocation.usable:
+            return
+        # a little more than a compaction from the high watermark needs, so it still covers
+        # the selection when the watermark is crossed a few messages later
+        need = (allocation.high_watermark - allocation.low_watermark) * 5 // 4
+        request = summary_request(self._summarize, self.compaction_input(need, last_resort=False))
+        if request is not None:
+            self._pre.start(request)
 
     def _cascade(self, trig: Trigger) -> CascadeOutcome:
         if self.strict:

@@ -12,8 +12,9 @@ proposed and the failure is reported, so the planner moves on to the next strate
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any, Literal
 
 from ctxbudget.errors import ConfigError
@@ -172,7 +173,8 @@ def split_previous(items: Sequence[Item]) -> tuple[tuple[Item, ...], str | None]
     return plain, "\n\n".join(earlier) if earlier else None
 
 
-def _select(config: SummarizeConfig, view: CompactionInput) -> list[Item] | None:
+def _prefixes(config: SummarizeConfig, view: CompactionInput) -> Iterator[list[Item]]:
+    """Growing selections of the oldest candidate units; each one yielded frees enough."""
     chosen: list[Item] = []
     removed = real = 0
     for unit in candidate_units(view, config.keep_last):
@@ -180,17 +182,35 @@ def _select(config: SummarizeConfig, view: CompactionInput) -> list[Item] | None
         removed += sum(view.count(i) for i in unit.items)
         real += 0 if all(is_summary(i) for i in unit.items) else 1
         if real >= config.min_units and removed - config.max_summary_tokens >= view.need:
-            break
-    return chosen if real >= config.min_units else None
+            yield list(chosen)
+    if real >= config.min_units:
+        yield chosen  # everything there is, even if it frees less than needed
 
 
-def summary_request(config: SummarizeConfig, view: CompactionInput) -> SummaryRequest | None:
-    """What this strategy would summarize now, or None (for pre-summarizing ahead of need)."""
-    if view.need <= 0:
+def _select(config: SummarizeConfig, view: CompactionInput) -> list[Item] | None:
+    return next(_prefixes(config, view), None)
+
+
+_READY_LOOKUPS = 64
+"""How many sufficient selections to look up among pre-computed summaries."""
+
+
+def _ready(config: SummarizeConfig, view: CompactionInput) -> tuple[list[Item], str] | None:
+    """A pre-computed summary covering a selection that frees enough, if one is ready.
+
+    A background summary is made ahead of need for a slightly larger selection than the
+    one needed later, so any sufficient selection (not just the smallest) may match.
+    """
+    if config.presummarized is None or view.need <= 0:
         return None
-    chosen = _select(config, view)
-    if chosen is None:
-        return None
+    for chosen in islice(_prefixes(config, view), _READY_LOOKUPS):
+        text = config.presummarized(tuple(i.id for i in chosen))
+        if text is not None and text.strip():
+            return chosen, text
+    return None
+
+
+def _request(config: SummarizeConfig, view: CompactionInput, chosen: list[Item]) -> SummaryRequest:
     plain, previous = split_previous(chosen)
     task = task_item(view.items)
     return SummaryRequest(
@@ -203,13 +223,22 @@ def summary_request(config: SummarizeConfig, view: CompactionInput) -> SummaryRe
     )
 
 
+def summary_request(config: SummarizeConfig, view: CompactionInput) -> SummaryRequest | None:
+    """What this strategy would summarize now, or None (for pre-summarizing ahead of need)."""
+    if view.need <= 0:
+        return None
+    chosen = _select(config, view)
+    return None if chosen is None else _request(config, view, chosen)
+
+
 def propose_with_status(config: SummarizeConfig, view: CompactionInput) -> Proposal:
     """The edits, or none and why (``failure``): the summarizer failed, or did not pay."""
-    request = summary_request(config, view)
+    ready = _ready(config, view)
+    request = _request(config, view, ready[0]) if ready else summary_request(config, view)
     if request is None:
         return Proposal()
-    text = config.presummarized(request.key) if config.presummarized is not None else None
-    if text is None or not text.strip():
+    text = ready[1] if ready else None
+    if text is None:
         try:
             text = run_summarizer(
                 config.summarizer or extractive_summarizer, request, config.timeout
