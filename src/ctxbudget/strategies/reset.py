@@ -29,6 +29,7 @@ from ctxbudget.strategies.summarize import (
     candidate_units,
     derived_item,
     derived_span,
+    paying_edit,
     recall_header,
     split_previous,
     task_item,
@@ -139,19 +140,9 @@ def propose_reset(
     span = derived_span(removed)
     header = recall_header("Handoff brief after a context reset, replacing", span)
     item = derived_item(f"brief~{removed[-1].id}", "brief", header, brief_body(brief), span)
-    before = sum(view.count(i) for i in removed)
-    after = view.count(item)
-    if after >= before:
-        return Proposal(
-            failure=f"the brief ({after} tokens) is not smaller than what it would replace "
-            f"({before} tokens)"
-        )
-    edit = Edit(
-        kind="reset",
-        remove=request.covers,
-        insert=(item,),
-        note=f"context reset: {len(removed)} items → brief, {before} → {after} tokens",
-    )
+    edit = paying_edit("reset", view, removed, item, "the handoff brief")
+    if isinstance(edit, str):
+        return Proposal(failure=edit)
     return Proposal(edits=(edit,), failure=failure, brief=brief)
 
 

@@ -144,6 +144,29 @@ def derived_item(
     )
 
 
+def paying_edit(
+    kind: Literal["summarize", "reset"],
+    view: CompactionInput,
+    removed: Sequence[Item],
+    item: Item,
+    what: str,
+) -> Edit | str:
+    """The edit replacing ``removed`` by ``item``, or why not: it must be smaller."""
+    before = sum(view.count(i) for i in removed)
+    after = view.count(item)
+    if after >= before:
+        return (
+            f"{what} ({after} tokens) is not smaller than the {len(removed)} items it would "
+            f"replace ({before} tokens)"
+        )
+    return Edit(
+        kind=kind,
+        remove=tuple(i.id for i in removed),
+        insert=(item,),
+        note=f"{len(removed)} items → {what}: {before} → {after} tokens",
+    )
+
+
 def recall_header(what: str, span: tuple[str, str, int]) -> str:
     """``[<what>: items m3–m40, 25 in all. Originals: recall("m3") … recall("m40").]``"""
     first, last, count = span
@@ -255,20 +278,8 @@ def propose_with_status(config: SummarizeConfig, view: CompactionInput) -> Propo
         text,
         span,
     )
-    before = sum(view.count(i) for i in removed)
-    after = view.count(item)
-    if after >= before:
-        return Proposal(
-            failure=f"the summary ({after} tokens) is not smaller than the {len(removed)} "
-            f"items it would replace ({before} tokens)"
-        )
-    edit = Edit(
-        kind="summarize",
-        remove=request.covers,
-        insert=(item,),
-        note=f"{len(removed)} items summarized: {before} → {after} tokens",
-    )
-    return Proposal(edits=(edit,))
+    edit = paying_edit("summarize", view, removed, item, "the summary")
+    return Proposal(failure=edit) if isinstance(edit, str) else Proposal(edits=(edit,))
 
 
 def propose(config: SummarizeConfig, view: CompactionInput) -> tuple[Edit, ...]:
