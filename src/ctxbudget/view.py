@@ -7,7 +7,7 @@ checked for orphaned tool calls and results, so a faulty edit can never reach a 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from ctxbudget.errors import UsageError
@@ -82,34 +82,40 @@ class View:
 
     def _apply_all(self, edits: Sequence[Edit]) -> list[Item]:
         """The items after ``edits``: one pass over the view when the edits are disjoint
-        (the usual case); one pass per edit when an edit removes what an earlier one put in.
+        (the usual case); one pass per edit when an edit removes what another put in.
         """
-        positions = self._positions()
-        inserted: set[str] = set()
-        removed: set[str] = set()
-        anchors: dict[str, tuple[Item, ...]] = {}
+        inserted = {i.id for edit in edits for i in edit.insert}
+        if not any(inserted.intersection(edit.remove) for edit in edits):
+            return _apply_batch(self._items, edits, self._positions())
+        items = self._items
         for edit in edits:
-            if inserted.intersection(edit.remove):
-                items = list(self._items)
-                for each in edits:
-                    items = _apply_one(items, each)
-                return items
-            _check(edit, positions, removed)
-            removed.update(edit.remove)
-            inserted.update(i.id for i in edit.insert)
-            if edit.remove:
-                anchors[min(edit.remove, key=positions.__getitem__)] = edit.insert
-        out: list[Item] = []
-        for item in self._items:
-            if item.id in removed:
-                out.extend(anchors.get(item.id, ()))
-            else:
-                out.append(item)
-        return out
+            items = _apply_batch(items, [edit], {it.id: n for n, it in enumerate(items)})
+        return items
 
 
-def _check(edit: Edit, positions: dict[str, int], removed: set[str]) -> None:
-    """The same checks :func:`_apply_one` makes, against the view before the batch."""
+def _apply_batch(
+    items: Sequence[Item], edits: Sequence[Edit], positions: Mapping[str, int]
+) -> list[Item]:
+    """Apply disjoint edits in one pass; each one's inserts stand where its first removed
+    item stood. ``positions`` maps every id in ``items`` to its index."""
+    removed: set[str] = set()
+    anchors: dict[str, tuple[Item, ...]] = {}
+    for edit in edits:
+        _check(edit, positions, removed)
+        removed.update(edit.remove)
+        if edit.remove:
+            anchors[min(edit.remove, key=positions.__getitem__)] = edit.insert
+    out: list[Item] = []
+    for item in items:
+        if item.id in removed:
+            out.extend(anchors.get(item.id, ()))
+        else:
+            out.append(item)
+    return out
+
+
+def _check(edit: Edit, positions: Mapping[str, int], removed: set[str]) -> None:
+    """An edit names each item once, only items still in the view, and has an anchor."""
     if len(set(edit.remove)) != len(edit.remove):
         raise UsageError(f"edit {edit.kind!r} names an item twice: {list(edit.remove)}")
     missing = sorted(i for i in edit.remove if i not in positions or i in removed)
@@ -117,24 +123,6 @@ def _check(edit: Edit, positions: dict[str, int], removed: set[str]) -> None:
         raise UsageError(f"edit {edit.kind!r} removes items not in the view: {missing}")
     if edit.insert and not edit.remove:
         raise UsageError(f"edit {edit.kind!r} inserts items but removes none (no anchor)")
-
-
-def _apply_one(items: list[Item], edit: Edit) -> list[Item]:
-    remove = set(edit.remove)
-    if len(remove) != len(edit.remove):
-        raise UsageError(f"edit {edit.kind!r} names an item twice: {list(edit.remove)}")
-    positions = [i for i, item in enumerate(items) if item.id in remove]
-    if len(positions) != len(remove):
-        present = {items[i].id for i in positions}
-        missing = sorted(remove - present)
-        raise UsageError(f"edit {edit.kind!r} removes items not in the view: {missing}")
-    if not positions:
-        if edit.insert:
-            raise UsageError(f"edit {edit.kind!r} inserts items but removes none (no anchor)")
-        return items
-    at = positions[0]
-    kept = [item for item in items if item.id not in remove]
-    return kept[:at] + list(edit.insert) + kept[at:]
 
 
 @dataclass(frozen=True, slots=True)
