@@ -10,20 +10,17 @@ in strict mode, :class:`~ctxbudget.errors.ContextOverflow` is raised).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from ctxbudget.log import CompactionRecord
-from ctxbudget.strategies.base import CompactionInput, Proposal
+from ctxbudget.strategies.base import CompactionInput, Proposal, Runner
 
 if TYPE_CHECKING:
     from ctxbudget.handoff import HandoffBrief
 
 __all__ = ["CascadeOutcome", "CompactionSession", "Runner", "Trigger", "run_cascade", "trigger"]
-
-Runner = Callable[[CompactionInput], Proposal]
-"""A configured strategy: proposes edits for a view."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,12 +35,10 @@ class Trigger:
     """The request must end at or below this (the usable window)."""
 
 
-def trigger(total: int, *, high: int, low: int, usable: int, force: bool = False) -> Trigger | None:
-    """A trigger when ``total`` is over the high watermark (or ``force``), else None."""
+def trigger(total: int, *, high: int, low: int, usable: int) -> Trigger | None:
+    """A trigger when ``total`` is over the high watermark, else None."""
     if total > high:
         return Trigger(f"over high watermark: {total:,} > {high:,} tokens", low, usable)
-    if force:
-        return Trigger(f"requested: {total:,} tokens", low, usable)
     return None
 
 

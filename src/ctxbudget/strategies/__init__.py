@@ -22,7 +22,7 @@ from ctxbudget.strategies import (
     summarize,
     truncate,
 )
-from ctxbudget.strategies.base import CompactionInput, Proposal
+from ctxbudget.strategies.base import CompactionInput, Proposal, Runner
 from ctxbudget.strategies.clear_tool_results import ClearToolResultsConfig
 from ctxbudget.strategies.dedup import DedupConfig
 from ctxbudget.strategies.importance import ImportanceConfig
@@ -58,8 +58,6 @@ StrategyConfig: TypeAlias = (
 )
 StrategySpec: TypeAlias = str | StrategyConfig
 """A strategy by name (default settings) or a configured instance."""
-
-Runner = Callable[[CompactionInput], Proposal]
 
 
 def _edits_only(

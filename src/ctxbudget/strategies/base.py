@@ -27,7 +27,7 @@ from ctxbudget.view import Unit, units
 if TYPE_CHECKING:
     from ctxbudget.handoff import HandoffBrief
 
-__all__ = ["CompactionInput", "Proposal", "derived_id", "editable", "editable_units"]
+__all__ = ["CompactionInput", "Proposal", "Runner", "derived_id", "editable", "editable_units"]
 
 
 def _no_kinds() -> dict[Component, ComponentKind]:
@@ -90,3 +90,7 @@ class Proposal:
     """Why the strategy could not run (e.g. the summarizer failed); the cascade moves on."""
     brief: HandoffBrief | None = None
     """The handoff brief of a context reset, for the manager to write to files."""
+
+
+Runner = Callable[[CompactionInput], Proposal]
+"""A configured strategy, ready for the planner: proposes edits for a view."""
