@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from ctxbudget.accounting import Accountant
 from ctxbudget.convert.anthropic import from_anthropic, from_anthropic_tools
 from ctxbudget.convert.openai_chat import from_openai_chat, from_openai_chat_tools
-from ctxbudget.convert.request import Format
+from ctxbudget.convert.request import Format, has_anthropic_blocks, has_anthropic_tools
 from ctxbudget.errors import ConfigError, ContextOverflow, UsageError
 from ctxbudget.handoff import HandoffBrief, write_brief
-from ctxbudget.items import Component, ComponentKind, Item, ToolSpec, item_text
+from ctxbudget.items import Component, Item, ToolSpec, item_text
 from ctxbudget.ledger import LedgerSnapshot
 from ctxbudget.log import CompactionRecord, SessionLog
 from ctxbudget.models import ModelSpec, resolve_model
@@ -44,7 +44,6 @@ _MAX_RENDER_PASSES = 3
 """How many times prepare re-compacts when the rendered body counts more than the ledger."""
 _MAX_SQUEEZES = 16
 """How many last-resort cuts one prepare may make before giving up with ContextOverflow."""
-_ANTHROPIC_BLOCKS = {"tool_use", "tool_result", "thinking", "redacted_thinking", "image"}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -77,13 +76,6 @@ class PrepareReport:
     def exact(self) -> bool:
         """Whether ``input_tokens`` is exact."""
         return self.input_tokens.exact
-
-
-@dataclass(slots=True)
-class _Pending:
-    """Compactions applied since the last ``prepare`` (door truncations)."""
-
-    records: list[CompactionRecord] = field(default_factory=list)
 
 
 class ContextManager:
@@ -151,7 +143,10 @@ class ContextManager:
         self._openai = OpenAIChatRenderer()
         self._anthropic = AnthropicRenderer()
         self._verifier = RenderedCounter(self.accountant.counter)
-        self._pending = _Pending()
+        allocation = self.accountant.ledger.allocation
+        self._kinds = {c: allocation.kind(c) for c in Component}
+        self._pending: list[CompactionRecord] = []
+        """Door truncations since the last prepare, reported with it."""
         self._next = 0
 
     # -- what enters the context -----------------------------------------------------------
@@ -242,8 +237,8 @@ class ContextManager:
         if counted.tokens > limit:
             raise self._overflow(counted.tokens, limit)
         paths = self._write_brief(outcome.brief) if outcome.brief is not None else ()
-        records = tuple(self._pending.records) + tuple(outcome.records)
-        self._pending = _Pending()
+        records = (*self._pending, *outcome.records)
+        self._pending = []
         self.last_report = PrepareReport(
             before=before,
             after=self.snapshot(),
@@ -264,13 +259,11 @@ class ContextManager:
 
     def compaction_input(self, need: int, *, last_resort: bool) -> CompactionInput:
         """The view as strategies see it."""
-        allocation = self.accountant.ledger.allocation
-        kinds = {c: allocation.kind(c) for c in Component}
         return CompactionInput(
             items=self.view.items,
             count=self._count,
             need=need,
-            kinds=kinds,
+            kinds=self._kinds,
             task=self._task(),
             last_resort=last_resort,
         )
@@ -380,11 +373,11 @@ class ContextManager:
         if proposal.edits:
             record = self.apply("truncate", proposal, "oversized tool result, at the door")
             if not isinstance(record, str):
-                self._pending.records.append(record)
+                self._pending.append(record)
 
     def _convert(self, messages: list[Mapping[str, Any]]) -> list[Item]:
         start = self._next
-        if _looks_anthropic(messages):
+        if has_anthropic_blocks(messages):
             system = [m for m in messages if m.get("role") == "system"]
             rest = [m for m in messages if m.get("role") != "system"]
             items = from_openai_chat(system, start=start) + from_anthropic(
@@ -418,21 +411,16 @@ class ContextManager:
     def _overflow(self, tokens: int, limit: int) -> ContextOverflow:
         snapshot = self.snapshot()
         allocation = self.accountant.ledger.allocation
-        stuck = [
-            r
-            for r in snapshot.components
-            if allocation.kind(r.component) is ComponentKind.FIXED or r.used
-        ]
-        largest = max(stuck, key=lambda r: r.used) if stuck else None
+        largest = max(snapshot.components, key=lambda r: r.used)
         pinned = [i for i in self.view if i.pinned]
-        name = largest.component.value if largest else None
+        name = largest.component.value
         detail = f"; pinned items: {', '.join(i.id for i in pinned)}" if pinned else ""
         return ContextOverflow(
             f"the request needs {tokens:,} input tokens but at most {limit:,} fit "
             f"(window {allocation.context_window:,} − output reserve "
             f"{allocation.output_reserve:,} − margin {allocation.safety_margin:,}); the largest "
             f"component that cannot be compacted further is {name!r} "
-            f"({largest.used if largest else 0:,} tokens){detail}. Shorten fixed or pinned "
+            f"({largest.used:,} tokens){detail}. Shorten fixed or pinned "
             "content, or use a model with a larger window.",
             component=name,
             size=tokens,
@@ -446,17 +434,7 @@ class ContextManager:
         return write_brief(brief, self.handoff_dir, stem)
 
 
-def _looks_anthropic(messages: Sequence[Mapping[str, Any]]) -> bool:
-    for message in messages:
-        content = message.get("content")
-        if isinstance(content, list):
-            for block in content:
-                if isinstance(block, Mapping) and block.get("type") in _ANTHROPIC_BLOCKS:
-                    return True
-    return False
-
-
 def _read_tools(tools: Sequence[Mapping[str, Any]]) -> list[ToolSpec]:
-    if any("input_schema" in t for t in tools):
+    if has_anthropic_tools(tools):
         return from_anthropic_tools(tools)
     return from_openai_chat_tools(tools)

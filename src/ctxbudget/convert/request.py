@@ -34,7 +34,15 @@ from ctxbudget.convert.openai_responses import (
 )
 from ctxbudget.items import Item, ToolSpec
 
-__all__ = ["Format", "Request", "detect_format", "read_request", "write_request"]
+__all__ = [
+    "Format",
+    "Request",
+    "detect_format",
+    "has_anthropic_blocks",
+    "has_anthropic_tools",
+    "read_request",
+    "write_request",
+]
 
 Format = Literal["openai_chat", "openai_responses", "anthropic"]
 """A wire format: OpenAI Chat Completions, OpenAI Responses, Anthropic Messages."""
@@ -74,18 +82,20 @@ def detect_format(body: Mapping[str, Any]) -> Format:
             "'input' (OpenAI Responses); pass format=... to say which",
             "request",
         )
-    if "system" in body or _has_anthropic_tools(body.get("tools")):
+    if "system" in body or has_anthropic_tools(body.get("tools")):
         return "anthropic"
-    return "anthropic" if _has_anthropic_blocks(body.get("messages")) else "openai_chat"
+    return "anthropic" if has_anthropic_blocks(body.get("messages")) else "openai_chat"
 
 
-def _has_anthropic_tools(tools: Any) -> bool:
+def has_anthropic_tools(tools: Any) -> bool:
+    """Whether tool schemas are Anthropic's (``input_schema``)."""
     return isinstance(tools, list | tuple) and any(
         isinstance(t, Mapping) and "input_schema" in t for t in tools
     )
 
 
-def _has_anthropic_blocks(messages: Any) -> bool:
+def has_anthropic_blocks(messages: Any) -> bool:
+    """Whether messages carry content blocks only Anthropic's format has."""
     if not isinstance(messages, list | tuple):
         return False
     for message in messages:
