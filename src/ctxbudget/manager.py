@@ -10,36 +10,59 @@ plus the output reserve always fits the window (or a typed error says why it can
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
 from ctxbudget.accounting import Accountant
-from ctxbudget.convert.anthropic import from_anthropic, from_anthropic_tools
+from ctxbudget.cache.rules import Ttl, cache_rules
+from ctxbudget.cache.session import RequestCache, SessionCache
+from ctxbudget.convert.anthropic import from_anthropic, from_anthropic_tools, to_anthropic
 from ctxbudget.convert.openai_chat import from_openai_chat, from_openai_chat_tools
 from ctxbudget.convert.request import Format, has_anthropic_blocks, has_anthropic_tools
+from ctxbudget.cost import ZERO, Cost, price
+from ctxbudget.cost_planner import CostGate, RentMeter, expected_turns, proposal_effect
 from ctxbudget.errors import ConfigError, ContextOverflow, UsageError
 from ctxbudget.handoff import HandoffBrief, write_brief
-from ctxbudget.items import Component, Item, ToolSpec, item_text
+from ctxbudget.items import Component, ComponentKind, Item, ToolSpec, item_text
 from ctxbudget.ledger import LedgerSnapshot
 from ctxbudget.log import CompactionRecord, SessionLog
 from ctxbudget.models import ModelSpec, resolve_model
 from ctxbudget.planner import CascadeOutcome, Runner, Trigger, run_cascade, trigger
 from ctxbudget.policy import Policy, preset
-from ctxbudget.render import AnthropicRenderer, OpenAIChatRenderer, RenderedCounter
+from ctxbudget.render import (
+    AnthropicRenderer,
+    OpenAIChatRenderer,
+    OpenAIResponsesRenderer,
+    RenderedCounter,
+)
 from ctxbudget.squeeze import squeeze_edit
 from ctxbudget.strategies import StrategySpec, build_runner
 from ctxbudget.strategies.base import CompactionInput, Proposal
 from ctxbudget.strategies.summarize import SummarizeConfig, is_summary, summary_request
 from ctxbudget.summarizers import PreSummarizer, Summarizer
 from ctxbudget.tokens.count import TokenCount
+from ctxbudget.usage import Usage
 from ctxbudget.view import View
 
 __all__ = ["ContextManager", "PrepareReport"]
 
-Provider = Literal["openai", "anthropic"]
-_FORMATS: dict[str, Format] = {"openai": "openai_chat", "anthropic": "anthropic"}
+Provider = Literal["openai", "openai_chat", "openai_responses", "anthropic"]
+_FORMATS: dict[str, Format] = {
+    "openai": "openai_chat",
+    "openai_chat": "openai_chat",
+    "openai_responses": "openai_responses",
+    "anthropic": "anthropic",
+}
+_MECHANICAL = ("dedup", "clear_tool_results")
+MIN_CLEAR_TOKENS = 2048
+"""Least a clearing below the watermark must free: smaller savings are not worth the detail."""
+_KEEP_RESULTS = 3
+"""Newest tool results not counted as clearable (clear_tool_results keeps 3 by default)."""
+"""Strategies the cost planner may run before the high watermark: free of model calls."""
 _MAX_RENDER_PASSES = 3
 """How many times prepare re-compacts when the rendered body counts more than the ledger."""
 _MAX_SQUEEZES = 16
@@ -66,6 +89,18 @@ class PrepareReport:
     """Strategies that could not run and why (e.g. a summarizer timeout)."""
     brief_paths: tuple[Path, ...] = ()
     """Files the handoff brief was written to, after a reset."""
+    cache: RequestCache | None = None
+    """Fingerprint, breakpoints, predicted cache use and any cache bust of the request."""
+    predicted: Usage | None = None
+    """Predicted usage: input tokens and the cache reads/writes the provider should bill."""
+    predicted_cost: Cost | None = None
+    """Predicted input cost (USD) of the request; None when the model has no prices."""
+    deferred: str = ""
+    """Why compaction over the high watermark was held back (it would not pay)."""
+    billed: Usage | None = None
+    """What the provider billed, once :meth:`ContextManager.observe_usage` was called."""
+    billed_cost: Cost | None = None
+    """What that usage costs at the model's prices."""
 
     @property
     def freed(self) -> int:
@@ -93,6 +128,12 @@ class ContextManager:
         strict: bool = False,
         handoff_dir: str | Path | None = None,
         presummarize_at: float | None = 0.7,
+        cost_aware: bool = True,
+        horizon: int | None = None,
+        cache_ttl: Ttl = "5m",
+        cache_breakpoints: bool = True,
+        prompt_cache_key: str | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         """``strategies`` overrides the policy's cascade (names or strategy configs).
 
@@ -100,19 +141,16 @@ class ContextManager:
         exchanges are summarized in a background thread once use passes
         ``presummarize_at`` of the usable window, so compaction does not wait for the model
         (None: never in the background).
+
+        ``cost_aware``: with the model's prices known, compaction over the high watermark
+        waits until it pays for rewriting the cached prefix (the window limit still forces
+        it), and old tool results are cleared earlier whenever that pays, projected over
+        ``horizon`` more turns (None: as many turns as the session has run, 5 to 100).
+        ``cache_breakpoints`` places Anthropic ``cache_control`` marks (TTL ``cache_ttl``);
+        ``prompt_cache_key`` is sent to OpenAI. ``clock`` (seconds) dates cache entries.
         """
-        if presummarize_at is not None and not 0.0 < presummarize_at <= 1.0:
-            raise ConfigError(f"presummarize_at must be in (0, 1] or None, got {presummarize_at}")
-        if isinstance(model, ModelSpec):
-            spec = dataclasses.replace(
-                model,
-                context_window=context_window or model.context_window,
-                max_output_tokens=max_output_tokens or model.max_output_tokens,
-            )
-        else:
-            spec = resolve_model(
-                model, context_window=context_window, max_output_tokens=max_output_tokens
-            )
+        _check_settings(presummarize_at=presummarize_at, cache_ttl=cache_ttl, horizon=horizon)
+        spec = _model_spec(model, context_window, max_output_tokens)
         self.model = spec
         """The model: window, output limit, tokenizer, prices."""
         self.policy = preset(policy) if isinstance(policy, str) else policy
@@ -129,17 +167,7 @@ class ContextManager:
         """Per-component token accounting of the view."""
         self.last_report: PrepareReport | None = None
         """What the last ``prepare`` did."""
-        tokenizer = self._tokenizer = self.accountant.counter.tokenizer
-        names = list(strategies) if strategies is not None else list(self.policy.strategies)
-        self._pre: PreSummarizer | None = None
-        self._presummarize_at = presummarize_at
-        self._summarize: SummarizeConfig | None = None
-        if summarizer is not None and presummarize_at is not None:
-            names = [self._with_presummary(s, summarizer) for s in names]
-        built = [build_runner(s, tokenizer=tokenizer, summarizer=summarizer) for s in names]
-        self._door: Runner | None = next((r for n, r in built if n == "truncate"), None)
-        self._steps = [(n, r) for n, r in built if n != "reset"]
-        self._reset = next(((n, r) for n, r in built if n == "reset"), None)
+        self._build_cascade(strategies, summarizer, presummarize_at)
         self._openai = OpenAIChatRenderer()
         self._anthropic = AnthropicRenderer()
         self._verifier = RenderedCounter(self.accountant.counter)
@@ -148,6 +176,21 @@ class ContextManager:
         self._pending: list[CompactionRecord] = []
         """Door truncations since the last prepare, reported with it."""
         self._next = 0
+        self._responses = OpenAIResponsesRenderer()
+        self.cache = SessionCache(
+            cache_rules(spec), self.accountant.counter, ttl=cache_ttl, enabled=cache_breakpoints
+        )
+        """The provider cache as this session predicts it; ``cache.busts`` counts busts."""
+        self._gate = CostGate(prices=spec.prices if cost_aware else None, ttl=cache_ttl)
+        self._rent, self._sent, self._turns = RentMeter(self._gate), 0, 0
+        self._horizon, self._prompt_cache_key = horizon, prompt_cache_key
+        self._clock = clock or time.monotonic
+        self._boundary: str | None = None
+        """Id of the item ending the latest compaction (summary or placeholder)."""
+        self.usage = Usage(input_tokens=0)
+        """Billed usage of every call reported with :meth:`observe_usage`."""
+        self.cost: Cost | None = ZERO
+        """Their cost (USD); None once a call could not be priced."""
 
     # -- what enters the context -----------------------------------------------------------
 
@@ -191,28 +234,58 @@ class ContextManager:
         """Used / budget / remaining per component for the current view."""
         return self.accountant.snapshot()
 
-    def prepare(self, provider: Provider = "openai", **options: Any) -> dict[str, Any]:
+    def prepare(
+        self,
+        provider: Provider = "openai",
+        *,
+        input_limit: int | None = None,
+        **options: Any,
+    ) -> dict[str, Any]:
         """The request body for the current view, compacted if needed; it always fits.
 
-        Raises ContextOverflow (before any API call) when even a reset cannot fit, e.g. the
-        fixed components alone or one pinned item exceed the window.
+        ``provider``: ``openai`` (Chat Completions), ``openai_responses`` or ``anthropic``.
+        ``input_limit`` lowers the most input tokens this request may have (e.g. after the
+        provider said the last one was too long). Raises ContextOverflow (before any API
+        call) when even a reset cannot fit, e.g. the fixed components alone or one pinned
+        item exceed the window.
         """
         fmt = _FORMATS.get(provider)
         if fmt is None:
-            raise UsageError(f"unknown provider {provider!r}; expected 'openai' or 'anthropic'")
+            raise UsageError(
+                f"unknown provider {provider!r}; expected one of {', '.join(_FORMATS)}"
+            )
+        now = self._clock()
+        self._turns += 1
         before = self.snapshot()
         allocation = self.accountant.ledger.allocation
         limit = allocation.usable
+        if input_limit is not None:
+            if isinstance(input_limit, bool) or not isinstance(input_limit, int) or input_limit < 1:
+                raise UsageError(
+                    f"input_limit must be a positive int (tokens), got {input_limit!r}"
+                )
+            limit = min(limit, input_limit)
         outcome = CascadeOutcome()
         trig = trigger(
             self.total(),
-            high=allocation.high_watermark,
-            low=allocation.low_watermark,
+            high=min(allocation.high_watermark, limit),
+            low=min(allocation.low_watermark, limit),
             usable=limit,
         )
+        deferred = ""
+        if trig is not None and self.total() <= limit:
+            economics = self._gate.judge(
+                freed=self.total() - trig.target,
+                rewritten=max(trig.target - self._fixed_tokens(), 0),
+                cached=self._cache_warm(now),
+                horizon=expected_turns(self._turns, self._horizon),
+            )
+            if not self._gate.pays(economics) and economics is not None:
+                deferred, trig = economics.describe(), None
         if trig is not None:
             outcome = self._cascade(trig)
         else:
+            outcome = self._compact_if_pays(now)
             self._presummarize()
         body = self._render(provider, options)
         counted = self._verifier.count(body, fmt)
@@ -236,6 +309,16 @@ class ContextManager:
             counted = self._verifier.count(body, fmt)
         if counted.tokens > limit:
             raise self._overflow(counted.tokens, limit)
+        self._note_boundary(outcome.records)
+        body, cache = self.cache.on_request(
+            body,
+            fmt,
+            now=now,
+            planned=bool(outcome.records),
+            boundary=self._boundary_block(fmt, body),
+        )
+        predicted = _predicted_usage(cache, counted.tokens)
+        self._sent = self.total()
         paths = self._write_brief(outcome.brief) if outcome.brief is not None else ()
         records = (*self._pending, *outcome.records)
         self._pending = []
@@ -245,11 +328,34 @@ class ContextManager:
             records=records,
             input_tokens=counted,
             limit=limit,
-            reason=trig.reason if trig is not None else "",
+            reason=trig.reason if trig is not None else _economic_reason(outcome),
             failures=tuple(outcome.failures),
             brief_paths=paths,
+            cache=cache,
+            predicted=predicted,
+            predicted_cost=price(predicted, self.model.prices),
+            deferred=deferred,
         )
         return body
+
+    def observe_usage(self, usage: Usage) -> PrepareReport:
+        """Reconcile the last prepared request with what the provider billed for it.
+
+        Call it after the model call and before appending the response: estimated token
+        counts are recalibrated against the billed input, and the billed usage and its cost
+        are added to ``usage`` / ``cost`` and to ``last_report``.
+        """
+        report = self.last_report
+        if report is None:
+            raise UsageError("observe_usage() needs a prepared request: call prepare() first")
+        if report.billed is not None:
+            raise UsageError("this request's usage was already observed; prepare() the next one")
+        self.accountant.observe_billed(usage.input_tokens)
+        cost = price(usage, self.model.prices)
+        self.usage = self.usage + usage
+        self.cost = self.cost + cost if self.cost is not None and cost is not None else None
+        self.last_report = dataclasses.replace(report, billed=usage, billed_cost=cost)
+        return self.last_report
 
     # -- CompactionSession (used by the planner) -------------------------------------------
 
@@ -309,6 +415,24 @@ class ContextManager:
 
     # -- internals ------------------------------------------------------------------------
 
+    def _build_cascade(
+        self,
+        strategies: Sequence[StrategySpec] | None,
+        summarizer: Summarizer | None,
+        presummarize_at: float | None,
+    ) -> None:
+        tokenizer = self._tokenizer = self.accountant.counter.tokenizer
+        names = list(strategies) if strategies is not None else list(self.policy.strategies)
+        self._pre: PreSummarizer | None = None
+        self._presummarize_at = presummarize_at
+        self._summarize: SummarizeConfig | None = None
+        if summarizer is not None and presummarize_at is not None:
+            names = [self._with_presummary(s, summarizer) for s in names]
+        built = [build_runner(s, tokenizer=tokenizer, summarizer=summarizer) for s in names]
+        self._door: Runner | None = next((r for n, r in built if n == "truncate"), None)
+        self._steps = [(n, r) for n, r in built if n != "reset"]
+        self._reset = next(((n, r) for n, r in built if n == "reset"), None)
+
     def _with_presummary(self, spec: StrategySpec, summarizer: Summarizer) -> StrategySpec:
         """The summarize strategy wired to a background pre-summarizer; others unchanged."""
         if spec == "summarize":
@@ -357,6 +481,92 @@ class ContextManager:
             outcome.records.append(record)
         return outcome
 
+    def _fixed_tokens(self) -> int:
+        """Tokens that survive any compaction: fixed components, tools, request overhead."""
+        return sum(
+            row.used
+            for row in self.snapshot().components
+            if self._kinds.get(row.component) is ComponentKind.FIXED
+        )
+
+    def _cache_warm(self, now: float) -> bool:
+        return self.cache.rules.mode != "none" and self.cache.state.is_warm(now)
+
+    def _compact_if_pays(self, now: float) -> CascadeOutcome:
+        """Below the watermark: clear old tool results once carrying them cost a rewrite."""
+        outcome = CascadeOutcome()
+        if self._gate.prices is None or self.cache.rules.mode == "none":
+            return outcome
+        self._rent.pay(self._clearable())
+        if not self._rent.due():
+            return outcome
+        cached = self._cache_warm(now)
+        new_tokens = max(self.total() - self._sent, 0)  # not cached yet: no rewrite
+        best: tuple[float, str, Proposal, Decimal] | None = None
+        for name, runner in self._steps:
+            if name not in _MECHANICAL:
+                continue
+            proposal = runner(self.compaction_input(self.total(), last_resort=False))
+            if not proposal.edits:
+                continue
+            effect = proposal_effect(self.view.items, proposal.edits, self._count)
+            if effect.freed < MIN_CLEAR_TOKENS:
+                continue  # not worth losing detail for
+            rewrite = self._gate.rewrite_cost(max(effect.rewritten - new_tokens, 0), cached=cached)
+            ratio = effect.freed / max(effect.rewritten, 1)
+            if best is None or ratio > best[0]:
+                best = (ratio, name, proposal, rewrite)
+        if best is None or not self._rent.buys(best[3]):
+            return outcome
+        _, name, proposal, rewrite = best
+        reason = (
+            f"clearing pays: ${self._rent.rent:.4f} spent re-reading clearable tokens "
+            f">= ${rewrite:.4f} to rewrite the prefix"
+        )
+        record = self.apply(name, proposal, reason)
+        if isinstance(record, str):
+            outcome.failures.append(f"{name}: edits rejected: {record}")
+        else:
+            outcome.records.append(record)
+            self._rent.bought()
+        return outcome
+
+    def _clearable(self) -> int:
+        """Tokens of tool results a clearing could free (all but the newest few)."""
+        seen, tokens = 0, 0
+        for item in reversed(self.view.items):
+            if not item.tool_results or "~" in item.id:
+                continue
+            seen += 1
+            if seen > _KEEP_RESULTS:
+                tokens += self._count(item)
+        return tokens
+
+    def _note_boundary(self, records: Sequence[CompactionRecord]) -> None:
+        for record in reversed(records):
+            inserted = [i.id for e in record.edits for i in e.insert]
+            if inserted:
+                self._boundary = inserted[-1]
+                return
+
+    def _boundary_block(self, fmt: Format, body: Mapping[str, Any]) -> int | None:
+        """Block index (tools, system, messages) of the latest compaction boundary."""
+        if fmt != "anthropic" or self._boundary is None:
+            return None
+        items = self.view.items
+        index = next((n for n, i in enumerate(items) if i.id == self._boundary), None)
+        if index is None:
+            self._boundary = None
+            return None
+        _, messages = to_anthropic(list(items[: index + 1]))
+        if not messages:
+            return None
+        position = len(messages) - 1
+        first = body.get("messages") or [{}]
+        if first and messages[0].get("role") != "user" and first[0].get("role") == "user":
+            position += 1  # the renderer put a user note first
+        return position + bool(body.get("tools")) + bool(body.get("system"))
+
     def _count(self, item: Item) -> int:
         return self.accountant.counter.count_item(item).tokens
 
@@ -399,6 +609,10 @@ class ContextManager:
 
     def _render(self, provider: Provider, options: Mapping[str, Any]) -> dict[str, Any]:
         items, tools = self.view.items, self.accountant.tools
+        if provider != "anthropic" and self._prompt_cache_key is not None:
+            options = {"prompt_cache_key": self._prompt_cache_key, **options}
+        if provider == "openai_responses":
+            return self._responses.render(items, tools, model=self.model.name, options=options)
         if provider == "anthropic":
             rest = dict(options)
             reserve = self.accountant.ledger.allocation.output_reserve
@@ -432,6 +646,45 @@ class ContextManager:
             return ()
         stem = f"handoff-{len(self.log.records()):04d}"
         return write_brief(brief, self.handoff_dir, stem)
+
+
+def _check_settings(*, presummarize_at: float | None, cache_ttl: str, horizon: int | None) -> None:
+    if cache_ttl not in ("5m", "1h"):
+        raise ConfigError(f"cache_ttl must be '5m' or '1h', got {cache_ttl!r}")
+    if horizon is not None and (isinstance(horizon, bool) or horizon < 1):
+        raise ConfigError(f"horizon must be a positive number of turns or None, got {horizon!r}")
+    if presummarize_at is not None and not 0.0 < presummarize_at <= 1.0:
+        raise ConfigError(f"presummarize_at must be in (0, 1] or None, got {presummarize_at}")
+
+
+def _model_spec(
+    model: str | ModelSpec, context_window: int | None, max_output_tokens: int | None
+) -> ModelSpec:
+    if isinstance(model, ModelSpec):
+        return dataclasses.replace(
+            model,
+            context_window=context_window or model.context_window,
+            max_output_tokens=max_output_tokens or model.max_output_tokens,
+        )
+    return resolve_model(model, context_window=context_window, max_output_tokens=max_output_tokens)
+
+
+def _predicted_usage(cache: RequestCache, input_tokens: int) -> Usage:
+    """The cache prediction scaled to the verified input count."""
+    prediction = cache.prediction
+    read = min(prediction.read_tokens, input_tokens)
+    write = min(prediction.write_tokens, input_tokens - read)
+    one_hour = prediction.ttl == "1h"
+    return Usage(
+        input_tokens=input_tokens,
+        cache_read_tokens=read,
+        cache_write_5m_tokens=0 if one_hour else write,
+        cache_write_1h_tokens=write if one_hour else 0,
+    )
+
+
+def _economic_reason(outcome: CascadeOutcome) -> str:
+    return outcome.records[0].reason if outcome.records else ""
 
 
 def _read_tools(tools: Sequence[Mapping[str, Any]]) -> list[ToolSpec]:

@@ -6,6 +6,12 @@ serializes the view (stable components first: tools, system, then the conversati
 
 from ctxbudget.render.anthropic import AnthropicRenderer
 from ctxbudget.render.openai_chat import OpenAIChatRenderer
+from ctxbudget.render.openai_responses import OpenAIResponsesRenderer
 from ctxbudget.render.verify import RenderedCounter
 
-__all__ = ["AnthropicRenderer", "OpenAIChatRenderer", "RenderedCounter"]
+__all__ = [
+    "AnthropicRenderer",
+    "OpenAIChatRenderer",
+    "OpenAIResponsesRenderer",
+    "RenderedCounter",
+]

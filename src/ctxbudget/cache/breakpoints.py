@@ -1,0 +1,121 @@
+"""Anthropic ``cache_control`` breakpoints: where to put them and how to mark a body.
+
+Up to the provider's limit (4), in order of value: the rolling end of the request (so the
+next turn reads everything sent now), the end of the previous request's shared prefix (so
+a turn that adds more blocks than the 20-block lookback still reads it), the latest
+compaction boundary (the summary or placeholder everything after it was rebuilt on), and
+the end of the stable prefix (tools and system prompt, which outlive every compaction).
+A breakpoint whose prefix is shorter than the model's minimum is left out: the provider
+would neither read nor write it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ctxbudget.cache.fingerprint import Fingerprint
+from ctxbudget.cache.rules import CacheRules, Ttl
+
+__all__ = ["choose_breakpoints", "place_anthropic_breakpoints", "strip_cache_control"]
+
+_UNMARKABLE = {"thinking", "redacted_thinking"}
+"""Block types Anthropic does not accept ``cache_control`` on."""
+
+
+def choose_breakpoints(
+    fp: Fingerprint,
+    rules: CacheRules,
+    *,
+    stable_end: int | None = None,
+    boundary: int | None = None,
+    previous_end: int | None = None,
+) -> tuple[int, ...]:
+    """Block indices (ascending) to end a cached prefix at; at most ``max_breakpoints``."""
+    if rules.mode != "explicit" or not fp.blocks or rules.max_breakpoints <= 0:
+        return ()
+    last = len(fp.blocks) - 1
+    wanted = [last, previous_end, boundary, stable_end]
+    chosen: list[int] = []
+    for index in wanted:
+        if index is None or not 0 <= index <= last or index in chosen:
+            continue
+        if fp.cumulative[index] < rules.min_tokens:
+            continue
+        chosen.append(index)
+        if len(chosen) == rules.max_breakpoints:
+            break
+    return tuple(sorted(chosen))
+
+
+def strip_cache_control(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of an Anthropic body without any ``cache_control`` (shares unmarked parts)."""
+    out = dict(body)
+    if isinstance(out.get("tools"), list):
+        out["tools"] = [_unmarked(t) for t in out["tools"]]
+    if isinstance(out.get("system"), list):
+        out["system"] = [_unmarked(b) for b in out["system"]]
+    if isinstance(out.get("messages"), list):
+        out["messages"] = [_unmarked_message(m) for m in out["messages"]]
+    return out
+
+
+def place_anthropic_breakpoints(
+    body: Mapping[str, Any], fp: Fingerprint, indices: Sequence[int], ttl: Ttl = "5m"
+) -> dict[str, Any]:
+    """A copy of ``body`` with ``cache_control`` on the last block of each chosen block.
+
+    ``fp`` must be the fingerprint of ``body`` (its labels say where each block is). The
+    input body is not changed; only the marked containers are copied.
+    """
+    out = strip_cache_control(body)
+    marker: dict[str, Any] = {"type": "ephemeral"}
+    if ttl != "5m":
+        marker["ttl"] = ttl
+    for index in indices:
+        label = fp.blocks[index].label
+        if label == "tools":
+            tools = list(out["tools"])
+            tools[-1] = {**tools[-1], "cache_control": dict(marker)}
+            out["tools"] = tools
+        elif label == "system":
+            system = out["system"]
+            blocks = [{"type": "text", "text": system}] if isinstance(system, str) else system
+            out["system"] = _mark_last(list(blocks), marker)
+        else:
+            position = int(label.split("[", 1)[1].split("]", 1)[0])
+            messages = list(out["messages"])
+            message = dict(messages[position])
+            content = message.get("content")
+            if isinstance(content, str):
+                content = [{"type": "text", "text": content}] if content else []
+            message["content"] = _mark_last(list(content or []), marker)
+            messages[position] = message
+            out["messages"] = messages
+    return out
+
+
+def _mark_last(blocks: list[Any], marker: Mapping[str, Any]) -> list[Any]:
+    for i in range(len(blocks) - 1, -1, -1):
+        block = blocks[i]
+        if isinstance(block, Mapping) and block.get("type") not in _UNMARKABLE:
+            if block.get("type") == "text" and not block.get("text"):
+                continue
+            blocks[i] = {**block, "cache_control": dict(marker)}
+            break
+    return blocks
+
+
+def _unmarked(block: Any) -> Any:
+    if isinstance(block, Mapping) and "cache_control" in block:
+        return {k: v for k, v in block.items() if k != "cache_control"}
+    return block
+
+
+def _unmarked_message(message: Any) -> Any:
+    content = message.get("content") if isinstance(message, Mapping) else None
+    if isinstance(content, list) and any(
+        isinstance(b, Mapping) and "cache_control" in b for b in content
+    ):
+        return {**message, "content": [_unmarked(b) for b in content]}
+    return message

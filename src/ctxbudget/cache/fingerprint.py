@@ -1,0 +1,260 @@
+"""Fingerprint a rendered request block by block, and name the first block that changed.
+
+A provider's prompt cache only helps while the start of each request is byte-identical to
+the previous one. Each block (the tool schemas, the system prompt, each message) gets a
+digest of its canonical JSON (``cache_control`` markers left out, as providers do) and a
+chained digest of everything up to it. When a new request does not extend the previous one,
+:func:`find_bust` says where it diverged and how: the "cache-bust detector".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ctxbudget.convert.anthropic import from_anthropic, from_anthropic_tools
+from ctxbudget.convert.openai_chat import from_openai_chat, from_openai_chat_tools
+from ctxbudget.convert.openai_responses import from_openai_responses, from_openai_responses_tools
+from ctxbudget.convert.request import Format
+from ctxbudget.tokens.counter import TokenCounter
+
+__all__ = ["Block", "CacheBust", "CacheBustWarning", "Fingerprint", "Fingerprinter", "find_bust"]
+
+_PREVIEW = 60
+"""Characters of context shown on each side of a change."""
+
+
+class CacheBustWarning(UserWarning):
+    """A request's prefix changed where no compaction was planned: the cache was lost."""
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """One cacheable unit of a request."""
+
+    label: str
+    """Where it is in the body, e.g. ``tools``, ``system``, ``messages[4] (tool)``."""
+    digest: str
+    """sha256 of its canonical JSON, without cache markers."""
+    tokens: int
+    """Its input tokens (as the session's counter counts them; an estimate for some models)."""
+    parts: int
+    """Content blocks inside it (what Anthropic's 20-block lookback counts)."""
+    text: str
+    """Its canonical JSON, to say what changed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Fingerprint:
+    """A rendered request as a chain of blocks."""
+
+    blocks: tuple[Block, ...]
+    chain: tuple[str, ...]
+    """``chain[i]``: digest of blocks ``0..i``; equal chains mean equal prefixes."""
+    cumulative: tuple[int, ...]
+    """``cumulative[i]``: tokens of blocks ``0..i``."""
+
+    @property
+    def digest(self) -> str:
+        """The digest of the whole request (empty for an empty request)."""
+        return self.chain[-1] if self.chain else ""
+
+    @property
+    def tokens(self) -> int:
+        """Tokens of the whole request."""
+        return self.cumulative[-1] if self.cumulative else 0
+
+    def tokens_before(self, index: int) -> int:
+        """Tokens of the blocks before ``index``."""
+        return self.cumulative[index - 1] if index > 0 else 0
+
+    def common_prefix(self, other: Fingerprint) -> int:
+        """How many leading blocks the two requests share."""
+        n = min(len(self.chain), len(other.chain))
+        lo, hi = 0, n  # chains are prefix-closed: binary search the first difference
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self.chain[mid] == other.chain[mid]:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
+
+
+@dataclass(frozen=True, slots=True)
+class CacheBust:
+    """Where and how a request stopped extending the previous one."""
+
+    index: int
+    """Index of the first block that differs."""
+    label: str
+    """That block's place in the body."""
+    change: str
+    """What changed in it, in words."""
+    lost_tokens: int
+    """Tokens of the previous request from that block on: cached, now written again."""
+
+    def describe(self) -> str:
+        """One line for warnings and reports."""
+        return (
+            f"prompt prefix changed at {self.label} (block {self.index}): {self.change}; "
+            f"{self.lost_tokens:,} previously cached tokens must be written again"
+        )
+
+
+def find_bust(previous: Fingerprint, current: Fingerprint) -> CacheBust | None:
+    """The first divergence of ``current`` from ``previous``; None when it extends it."""
+    index = previous.common_prefix(current)
+    if index >= len(previous.blocks):
+        return None
+    old = previous.blocks[index]
+    lost = previous.tokens - previous.tokens_before(index)
+    if index >= len(current.blocks):
+        change = f"removed ({old.tokens:,} tokens)"
+        return CacheBust(index, old.label, change, lost)
+    new = current.blocks[index]
+    return CacheBust(index, old.label, _what_changed(old, new), lost)
+
+
+def _what_changed(old: Block, new: Block) -> str:
+    if old.label == "tools" == new.label:
+        named = _tool_change(old.text, new.text)
+        if named:
+            return named
+    if old.label != new.label:
+        return f"now {new.label}"
+    at = next(
+        (i for i, (a, b) in enumerate(zip(old.text, new.text, strict=False)) if a != b),
+        min(len(old.text), len(new.text)),
+    )
+    start = max(at - 20, 0)
+    before = old.text[start : at + _PREVIEW - 20]
+    after = new.text[start : at + _PREVIEW - 20]
+    return f"content differs at character {at}: {before!r} → {after!r}"
+
+
+def _tool_change(old: str, new: str) -> str:
+    """Name the first tool whose schema changed, appeared or disappeared."""
+    try:
+        before = {_tool_name(t): t for t in json.loads(old)}
+        after = {_tool_name(t): t for t in json.loads(new)}
+    except (ValueError, TypeError, AttributeError):
+        return ""
+    for name, schema in before.items():
+        if name not in after:
+            return f"tool {name!r} removed"
+        if schema != after[name]:
+            return f"schema of tool {name!r} changed"
+    added = [n for n in after if n not in before]
+    if added:
+        return f"tool {added[0]!r} added"
+    return "tool order changed"
+
+
+def _tool_name(tool: Mapping[str, Any]) -> str:
+    function = tool.get("function")
+    if isinstance(function, Mapping):
+        return str(function.get("name"))
+    return str(tool.get("name"))
+
+
+def canonical(value: Any) -> str:
+    """Canonical JSON of ``value`` without ``cache_control`` markers."""
+    return json.dumps(_strip(value), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def _strip(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _strip(v) for k, v in value.items() if k != "cache_control"}
+    if isinstance(value, list | tuple):
+        return [_strip(v) for v in value]
+    return value
+
+
+class Fingerprinter:
+    """Fingerprints one session's requests; remembers block token counts by digest."""
+
+    def __init__(self, counter: TokenCounter) -> None:
+        self.counter = counter
+        self._tokens: dict[tuple[str, str], int] = {}
+        self._by_id: dict[int, tuple[Any, Block]] = {}
+
+    def fingerprint(self, body: Mapping[str, Any], fmt: Format) -> Fingerprint:
+        """The request's blocks in the order the provider caches them."""
+        blocks: list[Block] = []
+        seen: dict[int, tuple[Any, Block]] = {}
+        for label, kind, raw in _raw_blocks(body, fmt):
+            entry = self._by_id.get(id(raw))
+            if entry is None or entry[0] is not raw or entry[1].label != label:
+                entry = (raw, self._block(label, kind, raw, fmt))
+            seen[id(raw)] = entry
+            blocks.append(entry[1])
+        self._by_id = seen
+        chain: list[str] = []
+        cumulative: list[int] = []
+        digest, total = "", 0
+        for block in blocks:
+            digest = hashlib.sha256(f"{digest}|{block.digest}".encode()).hexdigest()
+            total += block.tokens
+            chain.append(digest)
+            cumulative.append(total)
+        return Fingerprint(tuple(blocks), tuple(chain), tuple(cumulative))
+
+    def _block(self, label: str, kind: str, raw: Any, fmt: Format) -> Block:
+        text = canonical(raw)
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        key = (kind, digest)
+        tokens = self._tokens.get(key)
+        if tokens is None:
+            tokens = self._count(kind, raw, fmt)
+            self._tokens[key] = tokens
+        parts = len(raw) if isinstance(raw, list) else _parts(raw)
+        return Block(label, digest, tokens, parts, text)
+
+    def _count(self, kind: str, raw: Any, fmt: Format) -> int:
+        if kind == "tools":
+            reader = {
+                "openai_chat": from_openai_chat_tools,
+                "openai_responses": from_openai_responses_tools,
+                "anthropic": from_anthropic_tools,
+            }[fmt]
+            return self.counter.count_tools(reader(raw)).tokens
+        if fmt == "anthropic":
+            items = from_anthropic([raw]) if kind == "message" else from_anthropic([], system=raw)
+        elif fmt == "openai_responses":
+            items = (
+                from_openai_responses([raw])
+                if kind == "message"
+                else from_openai_responses([], instructions=raw)
+            )
+        else:
+            items = from_openai_chat([raw])
+        return sum(self.counter.count_item(item).tokens for item in items)
+
+
+def _parts(message: Any) -> int:
+    content = message.get("content") if isinstance(message, Mapping) else None
+    return len(content) if isinstance(content, list) else 1
+
+
+def _raw_blocks(body: Mapping[str, Any], fmt: Format) -> list[tuple[str, str, Any]]:
+    """(label, kind, raw) in cache order: tools, system / instructions, then the messages."""
+    out: list[tuple[str, str, Any]] = []
+    tools = body.get("tools")
+    if tools:
+        out.append(("tools", "tools", tools))
+    if fmt == "anthropic" and body.get("system"):
+        out.append(("system", "system", body["system"]))
+    if fmt == "openai_responses" and body.get("instructions"):
+        out.append(("instructions", "system", body["instructions"]))
+    key = "input" if fmt == "openai_responses" else "messages"
+    entries: Sequence[Any] = body.get(key) or ()
+    if isinstance(entries, str):
+        entries = [{"role": "user", "content": entries}]
+    for i, entry in enumerate(entries):
+        role = entry.get("role") or entry.get("type") if isinstance(entry, Mapping) else None
+        out.append((f"{key}[{i}] ({role})", "message", entry))
+    return out
