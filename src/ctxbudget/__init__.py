@@ -1,7 +1,9 @@
 """ctxbudget: keep the context window of long-running LLM agents healthy and cheap."""
 
 from ctxbudget.accounting import Accountant
+from ctxbudget.cache import CacheBust, CacheBustWarning
 from ctxbudget.convert import Request, read_request, write_request
+from ctxbudget.cost import Cost, price
 from ctxbudget.errors import (
     BudgetExceeded,
     ConfigError,
@@ -15,6 +17,7 @@ from ctxbudget.errors import (
     UnknownModelError,
     UsageError,
 )
+from ctxbudget.integrations import wrap
 from ctxbudget.items import (
     Component,
     ComponentKind,
@@ -34,6 +37,7 @@ from ctxbudget.policy import Allocation, Amount, ComponentBudget, Policy, preset
 from ctxbudget.tokens.calibration import Calibrator
 from ctxbudget.tokens.count import TokenCount
 from ctxbudget.tokens.counter import TokenCounter
+from ctxbudget.usage import Usage
 
 __version__ = "0.1.0"
 
@@ -42,6 +46,8 @@ __all__ = [
     "Allocation",
     "Amount",
     "BudgetExceeded",
+    "CacheBust",
+    "CacheBustWarning",
     "Calibrator",
     "Component",
     "ComponentBudget",
@@ -51,6 +57,7 @@ __all__ = [
     "ContextManager",
     "ContextOverflow",
     "ConversionError",
+    "Cost",
     "CtxBudgetError",
     "DocumentPart",
     "ImagePart",
@@ -74,11 +81,14 @@ __all__ = [
     "ToolResultPart",
     "ToolSpec",
     "UnknownModelError",
+    "Usage",
     "UsageError",
     "__version__",
     "list_models",
     "preset",
+    "price",
     "read_request",
     "resolve_model",
+    "wrap",
     "write_request",
 ]

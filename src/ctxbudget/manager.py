@@ -22,6 +22,7 @@ from ctxbudget.cache.rules import Ttl, cache_rules
 from ctxbudget.cache.session import RequestCache, SessionCache
 from ctxbudget.convert.anthropic import from_anthropic, from_anthropic_tools, to_anthropic
 from ctxbudget.convert.openai_chat import from_openai_chat, from_openai_chat_tools
+from ctxbudget.convert.openai_responses import from_openai_responses, from_openai_responses_tools
 from ctxbudget.convert.request import Format, has_anthropic_blocks, has_anthropic_tools
 from ctxbudget.cost import ZERO, Cost, price
 from ctxbudget.cost_planner import CostGate, RentMeter, expected_turns, proposal_effect
@@ -213,9 +214,19 @@ class ContextManager:
         """
         return self.extend([message], pinned=pinned)
 
-    def extend(self, messages: Iterable[Mapping[str, Any]], *, pinned: bool = False) -> list[Item]:
-        """Append messages (OpenAI or Anthropic dicts; system messages go to ``system``)."""
-        items = self._convert(list(messages))
+    def extend(
+        self,
+        messages: Iterable[Mapping[str, Any]],
+        *,
+        pinned: bool = False,
+        format: Format | None = None,
+    ) -> list[Item]:
+        """Append messages; system messages go to ``system``.
+
+        ``format`` says which wire format they are in (``openai_chat``, ``anthropic``,
+        ``openai_responses`` input items); by default OpenAI chat or Anthropic, detected.
+        """
+        items = self._convert(list(messages), format)
         if pinned:
             items = [i.with_(pinned=True) for i in items]
         for item in items:
@@ -585,16 +596,22 @@ class ContextManager:
             if not isinstance(record, str):
                 self._pending.append(record)
 
-    def _convert(self, messages: list[Mapping[str, Any]]) -> list[Item]:
+    def _convert(self, messages: list[Mapping[str, Any]], fmt: Format | None = None) -> list[Item]:
         start = self._next
-        if has_anthropic_blocks(messages):
+        if fmt == "openai_responses":
+            items = from_openai_responses(messages, start=start)
+        elif fmt == "anthropic" or (fmt is None and has_anthropic_blocks(messages)):
             system = [m for m in messages if m.get("role") == "system"]
             rest = [m for m in messages if m.get("role") != "system"]
             items = from_openai_chat(system, start=start) + from_anthropic(
                 rest, start=start + len(system)
             )
-        else:
+        elif fmt in (None, "openai_chat"):
             items = from_openai_chat(list(messages), start=start)
+        else:
+            raise UsageError(
+                f"unknown format {fmt!r}; expected openai_chat, anthropic or openai_responses"
+            )
         self._next = start + len(items)
         return items
 
@@ -672,8 +689,9 @@ def _model_spec(
 def _predicted_usage(cache: RequestCache, input_tokens: int) -> Usage:
     """The cache prediction scaled to the verified input count."""
     prediction = cache.prediction
-    read = min(prediction.read_tokens, input_tokens)
-    write = min(prediction.write_tokens, input_tokens - read)
+    scale = input_tokens / max(cache.fingerprint.tokens, 1)  # block sums frame differently
+    read = min(round(prediction.read_tokens * scale), input_tokens)
+    write = min(round(prediction.write_tokens * scale), input_tokens - read)
     one_hour = prediction.ttl == "1h"
     return Usage(
         input_tokens=input_tokens,
@@ -688,6 +706,8 @@ def _economic_reason(outcome: CascadeOutcome) -> str:
 
 
 def _read_tools(tools: Sequence[Mapping[str, Any]]) -> list[ToolSpec]:
+    if any(isinstance(t, Mapping) and "function" not in t and "parameters" in t for t in tools):
+        return from_openai_responses_tools(tools)
     if has_anthropic_tools(tools):
         return from_anthropic_tools(tools)
     return from_openai_chat_tools(tools)

@@ -1,0 +1,269 @@
+"""``ctxbudget.wrap(client, manager)``: a drop-in SDK client whose calls are managed.
+
+Before each call the manager takes in what is new in the caller's messages and prepares
+the request (compacted, cache breakpoints placed); after it, the reply and the billed
+usage are recorded (calibration, cost, cache reconciliation). Transient errors are
+retried with exponential backoff (or the provider's ``retry-after``), then the fallback
+models are tried; a provider "context too long" error makes the manager compact harder
+and retry once. Sync and async clients share one driver: a generator that yields what to
+do (call, sleep) and is run by a small sync or async loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ctxbudget.errors import UsageError
+from ctxbudget.integrations.apis import (
+    ADAPTERS,
+    Adapter,
+    Collector,
+    classify_error,
+    provider_count,
+    retry_after,
+)
+from ctxbudget.integrations.history import HistorySync
+from ctxbudget.integrations.streams import AsyncManagedStream, ManagedStream
+from ctxbudget.usage import Usage
+
+if TYPE_CHECKING:
+    from ctxbudget.manager import ContextManager
+
+__all__ = ["RetryPolicy", "wrap"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetryPolicy:
+    """How transient provider errors are retried."""
+
+    retries: int = 2
+    """Retries per model after the first attempt."""
+    backoff: float = 0.5
+    """First wait (seconds); doubles on each retry."""
+    max_backoff: float = 20.0
+    """Longest wait (seconds), whatever the provider asks."""
+    fallback_models: tuple[str, ...] = ()
+    """Models tried, in order, when retries on the requested model are used up."""
+
+    def delay(self, attempt: int, exc: BaseException) -> float:
+        """Seconds to wait before retry number ``attempt`` (0-based)."""
+        asked = retry_after(exc)
+        base = self.backoff * (2**attempt)
+        return float(min(self.max_backoff, max(base, asked or 0.0)))
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _Sleep:
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    response: Any = None
+    error: BaseException | None = None
+
+
+_OVERFLOW_SHRINK = 0.8
+"""Share of its own count a retried request may have when the provider gave no numbers."""
+
+
+class _Managed:
+    """One wrapped API method bound to one manager."""
+
+    def __init__(
+        self, manager: ContextManager, adapter: Adapter, create: Any, policy: RetryPolicy
+    ) -> None:
+        self.manager = manager
+        self.adapter = adapter
+        self.create = create
+        self.policy = policy
+        self.history = HistorySync(manager, adapter.format)
+
+    def drive(self, kwargs: dict[str, Any]) -> Generator[_Call | _Sleep, _Outcome, Any]:
+        """The managed call, as a sequence of actions for the sync or async loop."""
+        messages, system, tools, options = self.adapter.split(kwargs)
+        stream = bool(options.get("stream"))
+        hide = self.adapter.prepare_stream(options) if stream else False
+        self.history.sync(messages, system=system, tools=tools)
+        models = [options.pop("model", None) or self.manager.model.name]
+        models += [m for m in self.policy.fallback_models if m not in models]
+        input_limit: int | None = None
+        overflowed = False
+        last: BaseException | None = None
+        for model in models:
+            attempt = 0
+            while True:
+                body = self.manager.prepare(
+                    self.adapter.provider, input_limit=input_limit, **options, model=model
+                )
+                outcome = yield _Call(body)
+                if outcome.error is None:
+                    return self._finish(outcome.response, stream, hide)
+                kind = classify_error(outcome.error)
+                if kind == "overflow" and not overflowed:
+                    overflowed = True
+                    input_limit = self._shrunk_limit(outcome.error)
+                    continue
+                if kind != "transient":
+                    raise outcome.error
+                last = outcome.error
+                if attempt >= self.policy.retries:
+                    break  # next model
+                yield _Sleep(self.policy.delay(attempt, outcome.error))
+                attempt += 1
+        if last is None:  # cannot happen: the loop only ends after an error
+            raise UsageError("no model to call")
+        raise last
+
+    def _shrunk_limit(self, exc: BaseException) -> int:
+        """A tighter input limit after the provider said the request was too long."""
+        report = self.manager.last_report
+        ours = report.input_tokens.tokens if report is not None else self.manager.total()
+        theirs = provider_count(exc)
+        if theirs is not None and theirs > 0:
+            # the provider counts more than we do: calibrate and aim under its count
+            self.manager.accountant.observe_billed(theirs)
+            ratio = min(ours / theirs, 1.0) * 0.95
+        else:
+            ratio = _OVERFLOW_SHRINK
+        return max(int(ours * min(ratio, _OVERFLOW_SHRINK + 0.1)), 1)
+
+    def _finish(self, response: Any, stream: bool, hide: bool) -> Any:
+        if not stream:
+            self._record(self.adapter.reply(response), self.adapter.usage(response))
+            return response
+        collector = Collector(self.adapter)
+        if inspect.isasyncgen(response) or hasattr(response, "__aiter__"):
+            return AsyncManagedStream(response, collector, self._record, hide)
+        return ManagedStream(response, collector, self._record, hide)
+
+    def _record(self, reply: list[dict[str, Any]], usage: Usage | None) -> None:
+        if usage is not None:
+            self.manager.observe_usage(usage)
+        self.history.record_reply(reply)
+
+
+def _sync_method(managed: _Managed) -> Callable[..., Any]:
+    def create(**kwargs: Any) -> Any:
+        steps = managed.drive(kwargs)
+        action = next(steps)
+        while True:
+            if isinstance(action, _Sleep):
+                time.sleep(action.seconds)
+                outcome = _Outcome()
+            else:
+                try:
+                    outcome = _Outcome(response=managed.create(**action.body))
+                except Exception as exc:  # the driver decides: retry, compact, or re-raise
+                    outcome = _Outcome(error=exc)
+            try:
+                action = steps.send(outcome)
+            except StopIteration as stop:
+                return stop.value
+
+    return create
+
+
+def _async_method(managed: _Managed) -> Callable[..., Any]:
+    async def create(**kwargs: Any) -> Any:
+        steps = managed.drive(kwargs)
+        action = next(steps)
+        while True:
+            if isinstance(action, _Sleep):
+                await asyncio.sleep(action.seconds)
+                outcome = _Outcome()
+            else:
+                try:
+                    outcome = _Outcome(response=await managed.create(**action.body))
+                except Exception as exc:  # the driver decides: retry, compact, or re-raise
+                    outcome = _Outcome(error=exc)
+            try:
+                action = steps.send(outcome)
+            except StopIteration as stop:
+                return stop.value
+
+    return create
+
+
+class _Proxy:
+    """The wrapped object with some attributes replaced; everything else passes through."""
+
+    def __init__(self, target: Any, overrides: dict[str, Any]) -> None:
+        self._target = target
+        self._overrides = overrides
+
+    def __getattr__(self, name: str) -> Any:
+        if name in self._overrides:
+            return self._overrides[name]
+        return getattr(self._target, name)
+
+
+def _method(manager: ContextManager, api: str, create: Any, policy: RetryPolicy) -> Any:
+    managed = _Managed(manager, ADAPTERS[api], create, policy)
+    if inspect.iscoroutinefunction(create):
+        return _async_method(managed)
+    return _sync_method(managed)
+
+
+def wrap(
+    client: Any,
+    manager: ContextManager,
+    *,
+    retries: int = 2,
+    backoff: float = 0.5,
+    max_backoff: float = 20.0,
+    fallback_models: Sequence[str] = (),
+) -> Any:
+    """``client`` (openai.OpenAI / AsyncOpenAI, anthropic.Anthropic / AsyncAnthropic) managed.
+
+    The result is used exactly like the client; ``chat.completions.create``,
+    ``responses.create`` and ``messages.create`` (streaming included) go through
+    ``manager``. Keep one manager per conversation. Give the SDK client ``max_retries=0``
+    to let the wrapper own retries, or both will retry.
+    """
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise UsageError(f"retries must be an int >= 0, got {retries!r}")
+    policy = RetryPolicy(
+        retries=retries,
+        backoff=backoff,
+        max_backoff=max_backoff,
+        fallback_models=tuple(fallback_models),
+    )
+    module = type(client).__module__.split(".", 1)[0]
+    if module == "openai" or (hasattr(client, "chat") and hasattr(client, "responses")):
+        chat = client.chat
+        completions = _Proxy(
+            chat.completions,
+            {"create": _method(manager, "chat", chat.completions.create, policy)},
+        )
+        responses = _Proxy(
+            client.responses,
+            {"create": _method(manager, "responses", client.responses.create, policy)},
+        )
+        overrides: dict[str, Any] = {
+            "chat": _Proxy(chat, {"completions": completions}),
+            "responses": responses,
+        }
+    elif module == "anthropic" or hasattr(client, "messages"):
+        messages = _Proxy(
+            client.messages,
+            {"create": _method(manager, "messages", client.messages.create, policy)},
+        )
+        overrides = {"messages": messages}
+    else:
+        raise UsageError(
+            f"cannot wrap {type(client).__name__}: expected an openai.OpenAI/AsyncOpenAI or "
+            "anthropic.Anthropic/AsyncAnthropic client"
+        )
+    overrides["manager"] = manager
+    return _Proxy(client, overrides)
