@@ -204,7 +204,7 @@ class Fingerprinter:
         return Fingerprint(tuple(blocks), tuple(chain), tuple(cumulative))
 
     def _block(self, label: str, kind: str, raw: Any, fmt: Format) -> Block:
-        text = canonical(raw)
+        text = canonical(_as_blocks(raw, kind) if fmt == "anthropic" else raw)
         digest = hashlib.sha256(text.encode()).hexdigest()
         key = (kind, digest)
         tokens = self._tokens.get(key)
@@ -233,6 +233,16 @@ class Fingerprinter:
         else:
             items = from_openai_chat([raw])
         return sum(self.counter.count_item(item).tokens for item in items)
+
+
+def _as_blocks(raw: Any, kind: str) -> Any:
+    """Anthropic reads ``"text"`` and ``[{"type": "text", "text": "text"}]`` alike: so do we."""
+    if kind == "system" and isinstance(raw, str):
+        return [{"type": "text", "text": raw}]
+    if kind == "message" and isinstance(raw, Mapping) and isinstance(raw.get("content"), str):
+        content = raw["content"]
+        return {**raw, "content": [{"type": "text", "text": content}] if content else []}
+    return raw
 
 
 def _parts(message: Any) -> int:
