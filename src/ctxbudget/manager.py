@@ -508,8 +508,9 @@ class ContextManager:
         outcome = CascadeOutcome()
         if self._gate.prices is None or self.cache.rules.mode == "none":
             return outcome
-        self._rent.pay(self._clearable())
-        if not self._rent.due():
+        clearable = self._clearable()
+        self._rent.pay(clearable)
+        if clearable < MIN_CLEAR_TOKENS or not self._rent.due():
             return outcome
         cached = self._cache_warm(now)
         new_tokens = max(self.total() - self._sent, 0)  # not cached yet: no rewrite
@@ -527,7 +528,10 @@ class ContextManager:
             ratio = effect.freed / max(effect.rewritten, 1)
             if best is None or ratio > best[0]:
                 best = (ratio, name, proposal, rewrite)
-        if best is None or not self._rent.buys(best[3]):
+        if best is None:
+            self._rent.needed = self._rent.rent * 2  # nothing worth it yet: look again later
+            return outcome
+        if not self._rent.buys(best[3]):
             return outcome
         _, name, proposal, rewrite = best
         reason = (

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from ctxbudget.convert.anthropic import from_anthropic, from_anthropic_tools
@@ -180,28 +181,42 @@ class Fingerprinter:
     def __init__(self, counter: TokenCounter) -> None:
         self.counter = counter
         self._tokens: dict[tuple[str, str], int] = {}
-        self._by_id: dict[int, tuple[Any, Block]] = {}
+        self._by_id: dict[int, tuple[Any, Block, int]] = {}
+        self._last: Fingerprint | None = None
 
     def fingerprint(self, body: Mapping[str, Any], fmt: Format) -> Fingerprint:
         """The request's blocks in the order the provider caches them."""
         blocks: list[Block] = []
-        seen: dict[int, tuple[Any, Block]] = {}
-        for label, kind, raw in _raw_blocks(body, fmt):
-            entry = self._by_id.get(id(raw))
-            if entry is None or entry[0] is not raw or entry[1].label != label:
-                entry = (raw, self._block(label, kind, raw, fmt))
+        seen: dict[int, tuple[Any, Block, int]] = {}
+        known = self._by_id
+        for position, (label, kind, raw) in enumerate(_raw_blocks(body, fmt)):
+            entry = known.get(id(raw))
+            if entry is None or entry[0] is not raw or entry[2] != position:
+                entry = (raw, self._block(label(), kind, raw, fmt), position)
             seen[id(raw)] = entry
             blocks.append(entry[1])
         self._by_id = seen
         chain: list[str] = []
         cumulative: list[int] = []
         digest, total = "", 0
-        for block in blocks:
-            digest = hashlib.sha256(f"{digest}|{block.digest}".encode()).hexdigest()
-            total += block.tokens
+        last = self._last
+        same = last is not None
+        for index, block in enumerate(blocks):
+            if (
+                same
+                and last is not None
+                and index < len(last.blocks)
+                and last.blocks[index] is block
+            ):
+                digest, total = last.chain[index], last.cumulative[index]  # unchanged prefix
+            else:
+                same = False
+                digest = hashlib.sha256(f"{digest}|{block.digest}".encode()).hexdigest()
+                total += block.tokens
             chain.append(digest)
             cumulative.append(total)
-        return Fingerprint(tuple(blocks), tuple(chain), tuple(cumulative))
+        self._last = Fingerprint(tuple(blocks), tuple(chain), tuple(cumulative))
+        return self._last
 
     def _block(self, label: str, kind: str, raw: Any, fmt: Format) -> Block:
         text = canonical(_as_blocks(raw, kind) if fmt == "anthropic" else raw)
@@ -250,21 +265,30 @@ def _parts(message: Any) -> int:
     return len(content) if isinstance(content, list) else 1
 
 
-def _raw_blocks(body: Mapping[str, Any], fmt: Format) -> list[tuple[str, str, Any]]:
-    """(label, kind, raw) in cache order: tools, system / instructions, then the messages."""
-    out: list[tuple[str, str, Any]] = []
+def _raw_blocks(body: Mapping[str, Any], fmt: Format) -> list[tuple[Callable[[], str], str, Any]]:
+    """(label maker, kind, raw) in cache order: tools, system / instructions, then messages.
+
+    Labels are made only for blocks not seen before, which keeps fingerprinting a long,
+    mostly unchanged request cheap.
+    """
+    out: list[tuple[Callable[[], str], str, Any]] = []
     tools = body.get("tools")
     if tools:
-        out.append(("tools", "tools", tools))
+        out.append((lambda: "tools", "tools", tools))
     if fmt == "anthropic" and body.get("system"):
-        out.append(("system", "system", body["system"]))
+        out.append((lambda: "system", "system", body["system"]))
     if fmt == "openai_responses" and body.get("instructions"):
-        out.append(("instructions", "system", body["instructions"]))
+        out.append((lambda: "instructions", "system", body["instructions"]))
     key = "input" if fmt == "openai_responses" else "messages"
     entries: Sequence[Any] = body.get(key) or ()
     if isinstance(entries, str):
         entries = [{"role": "user", "content": entries}]
-    for i, entry in enumerate(entries):
-        role = entry.get("role") or entry.get("type") if isinstance(entry, Mapping) else None
-        out.append((f"{key}[{i}] ({role})", "message", entry))
+    out.extend(
+        (partial(_label, key, i, entry), "message", entry) for i, entry in enumerate(entries)
+    )
     return out
+
+
+def _label(key: str, index: int, entry: Any) -> str:
+    role = (entry.get("role") or entry.get("type")) if isinstance(entry, Mapping) else None
+    return f"{key}[{index}] ({role})"
