@@ -129,8 +129,13 @@ def usage_from_anthropic(usage: Any) -> Usage:
     split = _mapping(data.get("cache_creation") or {}, "cache_creation")
     one_hour = _int(split, "ephemeral_1h_input_tokens", 0)
     five_min = _int(split, "ephemeral_5m_input_tokens", written - one_hour)
+    if one_hour > written:
+        raise ProviderError(
+            f"Anthropic usage: ephemeral_1h_input_tokens ({one_hour}) exceed "
+            f"cache_creation_input_tokens ({written})"
+        )
     if five_min + one_hour != written:
-        five_min = max(written - one_hour, 0)
+        five_min = written - one_hour  # the total is what is billed
     return _build(
         "Anthropic usage",
         input_tokens=_int(data, "input_tokens") + read + written,

@@ -183,9 +183,13 @@ class Fingerprinter:
         self._tokens: dict[tuple[str, str], int] = {}
         self._by_id: dict[int, tuple[Any, Block, int]] = {}
         self._last: Fingerprint | None = None
+        self._factor = counter.factor
 
     def fingerprint(self, body: Mapping[str, Any], fmt: Format) -> Fingerprint:
         """The request's blocks in the order the provider caches them."""
+        if self.counter.factor != self._factor:  # recalibrated: every count changed
+            self._factor = self.counter.factor
+            self._tokens, self._by_id, self._last = {}, {}, None
         blocks: list[Block] = []
         seen: dict[int, tuple[Any, Block, int]] = {}
         known = self._by_id

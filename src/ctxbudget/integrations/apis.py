@@ -35,7 +35,11 @@ _OVERFLOW = re.compile(
     r"exceed(?:s|ed)? (?:the )?context (?:window|limit)|input length and `?max_tokens`? exceed",
     re.IGNORECASE,
 )
-_NUMBERS = re.compile(r"(\d[\d,]*) tokens > (\d[\d,]*) maximum|resulted in (\d[\d,]*) tokens")
+_ANTHROPIC_SIZES = re.compile(r"(\d[\d,]*) tokens > (\d[\d,]*) maximum")
+_OPENAI_SIZES = re.compile(
+    r"maximum context length is (\d[\d,]*) tokens\. However, your messages resulted in "
+    r"(\d[\d,]*) tokens"
+)
 
 
 def classify_error(exc: BaseException) -> ErrorKind:
@@ -49,13 +53,20 @@ def classify_error(exc: BaseException) -> ErrorKind:
     return "fatal"
 
 
-def provider_count(exc: BaseException) -> int | None:
-    """The input tokens the provider counted, when its overflow message says."""
-    match = _NUMBERS.search(str(exc))
-    if match is None:
-        return None
-    number = match.group(1) or match.group(3)
-    return int(number.replace(",", ""))
+def provider_limits(exc: BaseException) -> tuple[int | None, int | None]:
+    """(input tokens the provider counted, its maximum), as far as its message says."""
+    text = str(exc)
+    match = _ANTHROPIC_SIZES.search(text)
+    if match is not None:
+        return _int(match.group(1)), _int(match.group(2))
+    match = _OPENAI_SIZES.search(text)
+    if match is not None:
+        return _int(match.group(2)), _int(match.group(1))
+    return None, None
+
+
+def _int(digits: str) -> int:
+    return int(digits.replace(",", ""))
 
 
 def retry_after(exc: BaseException) -> float | None:

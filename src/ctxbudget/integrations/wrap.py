@@ -24,7 +24,7 @@ from ctxbudget.integrations.apis import (
     Adapter,
     Collector,
     classify_error,
-    provider_count,
+    provider_limits,
     retry_after,
 )
 from ctxbudget.integrations.history import HistorySync
@@ -73,6 +73,7 @@ class _Outcome:
     error: BaseException | None = None
 
 
+_OUTPUT_KEYS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
 _OVERFLOW_SHRINK = 0.8
 """Share of its own count a retried request may have when the provider gave no numbers."""
 
@@ -112,7 +113,7 @@ class _Managed:
                 kind = classify_error(outcome.error)
                 if kind == "overflow" and not overflowed:
                     overflowed = True
-                    input_limit = self._shrunk_limit(outcome.error)
+                    input_limit = self._shrunk_limit(outcome.error, options)
                     continue
                 if kind != "transient":
                     raise outcome.error
@@ -125,18 +126,25 @@ class _Managed:
             raise UsageError("no model to call")
         raise last
 
-    def _shrunk_limit(self, exc: BaseException) -> int:
+    def _shrunk_limit(self, exc: BaseException, options: dict[str, Any]) -> int:
         """A tighter input limit after the provider said the request was too long."""
         report = self.manager.last_report
         ours = report.input_tokens.tokens if report is not None else self.manager.total()
-        theirs = provider_count(exc)
-        if theirs is not None and theirs > 0:
-            # the provider counts more than we do: calibrate and aim under its count
-            self.manager.accountant.observe_billed(theirs)
-            ratio = min(ours / theirs, 1.0) * 0.95
-        else:
-            ratio = _OVERFLOW_SHRINK
-        return max(int(ours * min(ratio, _OVERFLOW_SHRINK + 0.1)), 1)
+        theirs, maximum = provider_limits(exc)
+        if theirs is None or theirs <= 0:
+            return max(int(ours * _OVERFLOW_SHRINK), 1)
+        # the provider counts differently: calibrate (estimated models), then aim under its
+        # maximum (less the output it was asked for) in its own tokens
+        self.manager.accountant.observe_billed(theirs)
+        scale = min(ours / theirs, 1.0)
+        limit = int(ours * _OVERFLOW_SHRINK * scale)
+        if maximum is not None:
+            output = next(
+                (options[k] for k in _OUTPUT_KEYS if isinstance(options.get(k), int)),
+                self.manager.accountant.ledger.allocation.output_reserve,
+            )
+            limit = min(limit, int((maximum - output) * 0.95))
+        return max(limit, 1)
 
     def _finish(self, response: Any, stream: bool, hide: bool) -> Any:
         if not stream:
@@ -210,7 +218,8 @@ class _Proxy:
 
 def _method(manager: ContextManager, api: str, create: Any, policy: RetryPolicy) -> Any:
     managed = _Managed(manager, ADAPTERS[api], create, policy)
-    if inspect.iscoroutinefunction(create):
+    # the SDKs wrap async methods in a sync decorator: look underneath it too
+    if inspect.iscoroutinefunction(create) or inspect.iscoroutinefunction(inspect.unwrap(create)):
         return _async_method(managed)
     return _sync_method(managed)
 
