@@ -16,6 +16,7 @@ import openai
 import pytest
 
 import ctxbudget
+from _scripted import listing, markers
 from ctxbudget import CacheBustWarning, ContextManager
 from ctxbudget.cache import (
     Block,
@@ -57,21 +58,6 @@ def chat_tool(tool: dict[str, Any]) -> dict[str, Any]:
             "parameters": tool["input_schema"],
         },
     }
-
-
-def listing(name: str, lines: int) -> str:
-    return "\n".join(
-        f"src/app/{name}/module_{i}.py:{i * 7}: def handler_{name}_{i}(request_id: int) -> None"
-        for i in range(lines)
-    )
-
-
-def markers(value: Any) -> int:
-    if isinstance(value, dict):
-        return ("cache_control" in value) + sum(markers(v) for v in value.values())
-    if isinstance(value, list):
-        return sum(markers(v) for v in value)
-    return 0
 
 
 @pytest.fixture(scope="module")

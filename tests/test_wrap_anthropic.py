@@ -18,9 +18,10 @@ import anthropic
 import pytest
 
 import ctxbudget
+from _scripted import billed_usage, listing, markers, replies, without_markers
 from ctxbudget import ContextManager, UsageError
 from ctxbudget.items import item_text
-from provider_server import Billed, ProviderServer, Reply
+from provider_server import ProviderServer, Reply
 
 CLAUDE = "claude-opus-4-1"
 HAIKU = "claude-haiku-4-5"
@@ -51,12 +52,6 @@ def _fresh_script(server: ProviderServer) -> Iterator[None]:
     server.script = None
 
 
-def replies(*answers: Reply) -> Callable[[str, dict[str, Any]], Reply]:
-    """A script answering the calls in order (failed calls never reach it)."""
-    queue = list(answers)
-    return lambda api, body: queue.pop(0)
-
-
 def sdk(server: ProviderServer) -> anthropic.Anthropic:
     return anthropic.Anthropic(api_key="t", base_url=server.anthropic_base_url, max_retries=0)
 
@@ -78,39 +73,6 @@ def call(client: Any, messages: list[Any], **options: Any) -> Any:
         tools=TOOLS,
         **options,
     )
-
-
-def usage_of(billed: Billed) -> ctxbudget.Usage:
-    return ctxbudget.Usage(
-        input_tokens=billed.input_tokens,
-        cache_read_tokens=billed.cache_read_tokens,
-        cache_write_5m_tokens=billed.cache_write_5m_tokens,
-        cache_write_1h_tokens=billed.cache_write_1h_tokens,
-        output_tokens=billed.output_tokens,
-    )
-
-
-def listing(name: str, lines: int) -> str:
-    return "\n".join(
-        f"src/app/{name}/module_{i}.py:{i * 7}: def handler_{name}_{i}(request_id: int) -> None"
-        for i in range(lines)
-    )
-
-
-def without_markers(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: without_markers(v) for k, v in value.items() if k != "cache_control"}
-    if isinstance(value, list):
-        return [without_markers(v) for v in value]
-    return value
-
-
-def markers(value: Any) -> int:
-    if isinstance(value, dict):
-        return ("cache_control" in value) + sum(markers(v) for v in value.values())
-    if isinstance(value, list):
-        return sum(markers(v) for v in value)
-    return 0
 
 
 def as_blocks(body: dict[str, Any]) -> dict[str, Any]:
@@ -203,7 +165,7 @@ def test_stream_text_and_tool_use_are_recorded(server: ProviderServer) -> None:
         (uses[1].id, "read_file", {"path": "src/app/rounding.py"}),
     ]
     assert manager.last_report is not None
-    assert manager.last_report.billed == usage_of(server.billed[-1])
+    assert manager.last_report.billed == billed_usage(server.billed[-1])
 
     # the caller echoes the reply (rebuilt from the events) and answers the calls
     messages.append(
@@ -255,8 +217,8 @@ def test_transient_errors_are_retried_then_succeed(server: ProviderServer, kind:
     assert bodies[0] == bodies[1] == bodies[2]
     manager: ContextManager = client.manager
     assert manager.last_report is not None
-    assert manager.last_report.billed == usage_of(server.billed[-1])
-    assert manager.usage == usage_of(server.billed[-1])
+    assert manager.last_report.billed == billed_usage(server.billed[-1])
+    assert manager.usage == billed_usage(server.billed[-1])
 
 
 def test_exhausted_retries_raise_the_sdk_error(server: ProviderServer) -> None:
@@ -288,7 +250,7 @@ def test_fallback_model_after_retries(server: ProviderServer) -> None:
     assert response.model == HAIKU
     assert [b["model"] for b in server.requests[start:]] == [CLAUDE, CLAUDE, HAIKU]
     assert server.billed[-1].model == HAIKU
-    assert client.manager.last_report.billed == usage_of(server.billed[-1])
+    assert client.manager.last_report.billed == billed_usage(server.billed[-1])
 
 
 # --- the provider says the prompt is too long ---------------------------------------------
@@ -331,7 +293,7 @@ def test_overflow_is_retried_once_with_a_smaller_request(
     report = client.manager.last_report
     assert report is not None
     assert report.records
-    assert report.billed == usage_of(server.billed[-1])
+    assert report.billed == billed_usage(server.billed[-1])
 
 
 def test_second_overflow_reaches_the_caller(server: ProviderServer) -> None:

@@ -23,9 +23,10 @@ import openai
 import pytest
 
 import ctxbudget
-from ctxbudget import ContextManager, PrepareReport, Usage
+from _scripted import billed_usage, markers
+from ctxbudget import ContextManager, PrepareReport
 from ctxbudget.cost import ZERO
-from provider_server import Billed, ProviderServer, Reply
+from provider_server import ProviderServer, Reply
 
 TURNS = 200
 WINDOW = 16_000
@@ -148,17 +149,6 @@ def manager(model: str) -> ContextManager:
     return ContextManager(model, context_window=WINDOW, max_output_tokens=MAX_OUTPUT)
 
 
-def as_usage(billed: Billed) -> Usage:
-    return Usage(
-        input_tokens=billed.input_tokens,
-        cache_read_tokens=billed.cache_read_tokens,
-        cache_write_5m_tokens=billed.cache_write_5m_tokens,
-        cache_write_1h_tokens=billed.cache_write_1h_tokens,
-        output_tokens=billed.output_tokens,
-        reasoning_tokens=billed.reasoning_tokens,
-    )
-
-
 def requested_output(api: str, body: dict[str, Any]) -> int:
     key = {
         "openai_chat": "max_completion_tokens",
@@ -168,14 +158,6 @@ def requested_output(api: str, body: dict[str, Any]) -> int:
     value = body[key]
     assert isinstance(value, int)
     return value
-
-
-def count_markers(value: Any) -> int:
-    if isinstance(value, dict):
-        return ("cache_control" in value) + sum(count_markers(v) for v in value.values())
-    if isinstance(value, list):
-        return sum(count_markers(v) for v in value)
-    return 0
 
 
 def check_run(
@@ -193,7 +175,7 @@ def check_run(
         assert server.count_input(api, body) == bill.input_tokens
 
     # (b) each report carries exactly what the provider billed for its call
-    usages = [as_usage(b) for b in billed]
+    usages = [billed_usage(b) for b in billed]
     for turn, (report, usage) in enumerate(zip(run.reports, usages, strict=True)):
         assert report.billed == usage, f"turn {turn}"
         assert report.billed_cost == ctxbudget.price(usage, run.manager.model.prices)
@@ -237,8 +219,8 @@ def check_run(
     assert sum(b.cache_read_tokens for b in billed) > 0
     assert sum(b.cache_read_tokens for b in billed) > sum(b.input_tokens for b in billed) // 4
     if api == "anthropic":
-        assert all(count_markers(body) <= 4 for body in requests)
-        assert any(count_markers(body) > 0 for body in requests)
+        assert all(markers(body) <= 4 for body in requests)
+        assert any(markers(body) > 0 for body in requests)
 
 
 # --- OpenAI Chat Completions, sync, streaming every other turn -----------------------------

@@ -16,9 +16,10 @@ import openai
 import pytest
 
 import ctxbudget
+from _scripted import billed_usage, listing, replies
 from ctxbudget import ContextManager, UsageError
 from ctxbudget.items import item_text
-from provider_server import Billed, ProviderServer, Reply
+from provider_server import ProviderServer, Reply
 
 GPT = "gpt-4o"
 MINI = "gpt-4o-mini"
@@ -49,12 +50,6 @@ def _fresh_script(server: ProviderServer) -> Iterator[None]:
     server.script = None
 
 
-def replies(*answers: Reply) -> Callable[[str, dict[str, Any]], Reply]:
-    """A script answering the calls in order (failed calls never reach it)."""
-    queue = list(answers)
-    return lambda api, body: queue.pop(0)
-
-
 def sdk(server: ProviderServer) -> openai.OpenAI:
     return openai.OpenAI(api_key="t", base_url=server.openai_base_url, max_retries=0)
 
@@ -65,22 +60,6 @@ def async_sdk(server: ProviderServer) -> openai.AsyncOpenAI:
 
 def wrapped(server: ProviderServer, **settings: Any) -> Any:
     return ctxbudget.wrap(sdk(server), ContextManager(GPT), **settings)
-
-
-def listing(name: str, lines: int) -> str:
-    return "\n".join(
-        f"src/app/{name}/module_{i}.py:{i * 7}: def handler_{name}_{i}(request_id: int) -> None"
-        for i in range(lines)
-    )
-
-
-def usage_of(billed: Billed) -> ctxbudget.Usage:
-    return ctxbudget.Usage(
-        input_tokens=billed.input_tokens,
-        cache_read_tokens=billed.cache_read_tokens,
-        output_tokens=billed.output_tokens,
-        reasoning_tokens=billed.reasoning_tokens,
-    )
 
 
 def long_chat(results: int = 6, lines: int = 60) -> list[dict[str, Any]]:
@@ -171,7 +150,7 @@ def test_chat_stream_text_is_recorded_and_usage_chunk_hidden(server: ProviderSer
     manager: ContextManager = client.manager
     report = manager.last_report
     assert report is not None
-    assert report.billed == usage_of(server.billed[-1])
+    assert report.billed == billed_usage(server.billed[-1])
     last = manager.view.items[-1]
     assert last.role == "assistant"
     assert item_text(last) == text
@@ -188,7 +167,7 @@ def test_chat_stream_keeps_usage_chunk_when_asked(server: ProviderServer) -> Non
     usage = usage_chunks[0].usage
     assert usage is not None
     assert usage.prompt_tokens == server.billed[-1].input_tokens
-    assert client.manager.last_report.billed == usage_of(server.billed[-1])
+    assert client.manager.last_report.billed == billed_usage(server.billed[-1])
 
 
 def test_chat_stream_tool_calls_are_recorded_and_echo_is_not_repeated(
@@ -226,7 +205,7 @@ def test_chat_stream_tool_calls_are_recorded_and_echo_is_not_repeated(
         (c["id"], c["name"], c["arguments"]) for c in calls.values()
     ]
     assert manager.last_report is not None
-    assert manager.last_report.billed == usage_of(server.billed[-1])
+    assert manager.last_report.billed == billed_usage(server.billed[-1])
 
     assistant = {
         "role": "assistant",
@@ -275,7 +254,7 @@ def test_responses_stream_is_recorded(server: ProviderServer) -> None:
     assert manager.last_report is not None
     billed = server.billed[-1]
     assert billed.stream
-    assert manager.last_report.billed == usage_of(billed)
+    assert manager.last_report.billed == billed_usage(billed)
 
 
 # --- retries, fallback -----------------------------------------------------------------------
@@ -291,8 +270,8 @@ def test_rate_limit_is_retried_then_succeeds(server: ProviderServer) -> None:
     bodies = server.requests[start:]
     assert len(bodies) == 3
     assert bodies[0] == bodies[1] == bodies[2]
-    assert client.manager.last_report.billed == usage_of(server.billed[-1])
-    assert client.manager.usage == usage_of(server.billed[-1])
+    assert client.manager.last_report.billed == billed_usage(server.billed[-1])
+    assert client.manager.usage == billed_usage(server.billed[-1])
 
 
 def test_exhausted_retries_raise_the_sdk_error_and_the_call_can_be_repeated(
@@ -311,7 +290,7 @@ def test_exhausted_retries_raise_the_sdk_error_and_the_call_can_be_repeated(
     # the caller retries later with the same list: nothing is duplicated
     call_chat(client, messages)
     assert server.requests[-1] == server.requests[start]
-    assert manager.usage == usage_of(server.billed[-1])
+    assert manager.usage == billed_usage(server.billed[-1])
 
 
 @pytest.mark.parametrize("api", ["chat", "responses"])
@@ -363,7 +342,7 @@ def test_overflow_is_retried_once_with_a_smaller_request(server: ProviderServer,
     assert report is not None
     assert report.records  # compacted harder
     assert report.limit < too_long
-    assert report.billed == usage_of(server.billed[-1])
+    assert report.billed == billed_usage(server.billed[-1])
 
 
 @pytest.mark.parametrize("api", ["chat", "responses"])
@@ -561,5 +540,5 @@ def test_async_responses_stream_is_recorded(server: ProviderServer) -> None:
     events = asyncio.run(go())
     assert events[-1].type == "response.completed"
     assert manager.last_report is not None
-    assert manager.last_report.billed == usage_of(server.billed[-1])
+    assert manager.last_report.billed == billed_usage(server.billed[-1])
     assert item_text(manager.view.items[-1]) == "async and streamed"
