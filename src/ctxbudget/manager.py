@@ -42,7 +42,8 @@ from ctxbudget.render import (
 )
 from ctxbudget.squeeze import squeeze_edit
 from ctxbudget.strategies import StrategySpec, build_runner
-from ctxbudget.strategies.base import CompactionInput, Proposal
+from ctxbudget.strategies.base import CompactionInput, Proposal, derived_kind
+from ctxbudget.strategies.clear_tool_results import ClearToolResultsConfig
 from ctxbudget.strategies.summarize import SummarizeConfig, is_summary, summary_request
 from ctxbudget.summarizers import PreSummarizer, Summarizer
 from ctxbudget.tokens.count import TokenCount
@@ -61,8 +62,10 @@ _FORMATS: dict[str, Format] = {
 _MECHANICAL = ("dedup", "clear_tool_results")
 MIN_CLEAR_TOKENS = 2048
 """Least a clearing below the watermark must free: smaller savings are not worth the detail."""
-_KEEP_RESULTS = 3
-"""Newest tool results not counted as clearable (clear_tool_results keeps 3 by default)."""
+_KEEP_RESULTS = ClearToolResultsConfig().keep_last
+"""Newest tool results not counted as clearable: what clear_tool_results keeps by default."""
+_ALREADY_SMALL = ("clear", "dedup")
+"""Derivations that left a placeholder or pointer: nothing more to clear there."""
 """Strategies the cost planner may run before the high watermark: free of model calls."""
 _MAX_RENDER_PASSES = 3
 """How many times prepare re-compacts when the rendered body counts more than the ledger."""
@@ -550,7 +553,7 @@ class ContextManager:
         """Tokens of tool results a clearing could free (all but the newest few)."""
         seen, tokens = 0, 0
         for item in reversed(self.view.items):
-            if not item.tool_results or "~" in item.id:
+            if not item.tool_results or derived_kind(item.id) in _ALREADY_SMALL:
                 continue
             seen += 1
             if seen > _KEEP_RESULTS:

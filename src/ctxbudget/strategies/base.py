@@ -27,7 +27,15 @@ from ctxbudget.view import Unit, units
 if TYPE_CHECKING:
     from ctxbudget.handoff import HandoffBrief
 
-__all__ = ["CompactionInput", "Proposal", "Runner", "derived_id", "editable", "editable_units"]
+__all__ = [
+    "CompactionInput",
+    "Proposal",
+    "Runner",
+    "derived_id",
+    "derived_kind",
+    "editable",
+    "editable_units",
+]
 
 
 def _no_kinds() -> dict[Component, ComponentKind]:
@@ -78,6 +86,12 @@ def editable_units(view: CompactionInput) -> list[Unit]:
 def derived_id(original: str, kind: str) -> str:
     """The id of an item a strategy derives from ``original`` (deterministic)."""
     return f"{original}~{kind}"
+
+
+def derived_kind(item_id: str) -> str | None:
+    """The kind of the last derivation in ``item_id`` (see :func:`derived_id`); None if original."""
+    _, sep, kind = item_id.rpartition("~")
+    return kind if sep else None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -18,7 +18,7 @@ from ctxbudget.errors import ConfigError
 from ctxbudget.items import DocumentPart, ImagePart, TextPart, ToolResultPart
 from ctxbudget.log import Edit
 from ctxbudget.strategies._mechanical import Content, replace_item, with_contents
-from ctxbudget.strategies.base import CompactionInput, derived_id, editable
+from ctxbudget.strategies.base import CompactionInput, derived_kind, editable
 from ctxbudget.tokens.backends import Tokenizer
 from ctxbudget.tokens.slicing import truncate_middle
 
@@ -105,7 +105,6 @@ def _cut(config: TruncateConfig, tok: Tokenizer, content: Content, item_id: str)
     return tuple(parts)
 
 
-_OWN_SUFFIX = derived_id("", "truncate")
 """Items this strategy produced end with this: their text already fits ``max_tokens``."""
 
 
@@ -121,7 +120,7 @@ def propose(config: TruncateConfig, view: CompactionInput) -> tuple[Edit, ...]:
     for item in view.items:
         if not item.tool_results or not editable(item, view):
             continue
-        if view.count(item) <= config.max_tokens or item.id.endswith(_OWN_SUFFIX):
+        if view.count(item) <= config.max_tokens or derived_kind(item.id) == "truncate":
             continue  # fits by its cached count, or is already our own cut: no tokenizing
         contents: dict[int, Content] = {}
         for index, part in enumerate(item.parts):
