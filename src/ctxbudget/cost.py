@@ -14,7 +14,7 @@ from decimal import Decimal
 from ctxbudget.models import Prices
 from ctxbudget.usage import Usage
 
-__all__ = ["Cost", "RewriteEconomics", "price", "rewrite_economics"]
+__all__ = ["Cost", "RewriteEconomics", "cache_rates", "price", "rewrite_economics"]
 
 _MILLION = Decimal(1_000_000)
 
@@ -56,14 +56,26 @@ ZERO = Cost(
 )
 
 
+def cache_rates(prices: Prices, ttl: str = "5m") -> tuple[Decimal, Decimal]:
+    """(read, write) USD per million cached tokens; unlisted prices fall back to input.
+
+    A missing 1-hour write price falls back to the 5-minute one, then to input.
+    """
+    base = prices.input if prices.input is not None else Decimal(0)
+    read = prices.cache_read if prices.cache_read is not None else base
+    write = prices.cache_write_5m if prices.cache_write_5m is not None else base
+    if ttl == "1h" and prices.cache_write_1h is not None:
+        write = prices.cache_write_1h
+    return read, write
+
+
 def price(usage: Usage, prices: Prices | None) -> Cost | None:
     """What ``usage`` costs at ``prices``; None when a needed price is unknown."""
     if prices is None or prices.input is None:
         return None
     base = prices.input
-    read = prices.cache_read if prices.cache_read is not None else base
-    write_5m = prices.cache_write_5m if prices.cache_write_5m is not None else base
-    write_1h = prices.cache_write_1h if prices.cache_write_1h is not None else write_5m
+    read, write_5m = cache_rates(prices, "5m")
+    _, write_1h = cache_rates(prices, "1h")
     if usage.output_tokens and prices.output is None:
         return None
     output = prices.output if prices.output is not None else Decimal(0)
@@ -119,10 +131,7 @@ def rewrite_economics(
     again once instead of being read. When nothing is cached (``cached=False``: the cache
     expired or the provider does not cache) the rewrite costs nothing extra.
     """
-    base = prices.input if prices.input is not None else Decimal(0)
-    read = prices.cache_read if prices.cache_read is not None else base
-    write = prices.cache_write_1h if ttl == "1h" else prices.cache_write_5m
-    write = write if write is not None else base
+    read, write = cache_rates(prices, ttl)
     saving = freed * read * horizon / _MILLION
     if not cached:
         # everything is written (or sent uncached) anyway: fewer tokens cost less at once

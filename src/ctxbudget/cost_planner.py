@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from ctxbudget.cost import RewriteEconomics, rewrite_economics
+from ctxbudget.cost import RewriteEconomics, cache_rates, rewrite_economics
 from ctxbudget.items import Item
 from ctxbudget.log import Edit
 from ctxbudget.models import Prices
@@ -110,12 +110,9 @@ class CostGate:
         return max(tokens * (write - read), Decimal(0)) / _MILLION
 
     def _rates(self) -> tuple[Decimal, Decimal]:
-        prices = self.prices
-        if prices is None or prices.input is None:
+        if self.prices is None or self.prices.input is None:
             return Decimal(0), Decimal(0)
-        read = prices.cache_read if prices.cache_read is not None else prices.input
-        write = prices.cache_write_1h if self.ttl == "1h" else prices.cache_write_5m
-        return read, write if write is not None else prices.input
+        return cache_rates(self.prices, self.ttl)
 
 
 class RentMeter:
