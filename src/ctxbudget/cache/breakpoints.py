@@ -73,17 +73,17 @@ def place_anthropic_breakpoints(
     if ttl != "5m":
         marker["ttl"] = ttl
     for index in indices:
-        label = fp.blocks[index].label
-        if label == "tools":
+        block = fp.blocks[index]
+        if block.label == "tools":
             tools = list(out["tools"])
             tools[-1] = {**tools[-1], "cache_control": dict(marker)}
             out["tools"] = tools
-        elif label == "system":
+        elif block.label == "system":
             system = out["system"]
             blocks = [{"type": "text", "text": system}] if isinstance(system, str) else system
             out["system"] = _mark_last(list(blocks), marker)
         else:
-            position = int(label.split("[", 1)[1].split("]", 1)[0])
+            position = block.position
             messages = list(out["messages"])
             message = dict(messages[position])
             content = message.get("content")

@@ -46,6 +46,8 @@ class Block:
     """Content blocks inside it (what Anthropic's 20-block lookback counts)."""
     text: str
     """Its canonical JSON, to say what changed."""
+    position: int = -1
+    """Its index in the body's ``messages`` / ``input`` list; -1 for tools and system."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,10 +195,10 @@ class Fingerprinter:
         blocks: list[Block] = []
         seen: dict[int, tuple[Any, Block, int]] = {}
         known = self._by_id
-        for position, (label, kind, raw) in enumerate(_raw_blocks(body, fmt)):
+        for position, (label, kind, raw, index) in enumerate(_raw_blocks(body, fmt)):
             entry = known.get(id(raw))
             if entry is None or entry[0] is not raw or entry[2] != position:
-                entry = (raw, self._block(label(), kind, raw, fmt), position)
+                entry = (raw, self._block(label(), kind, raw, fmt, index), position)
             seen[id(raw)] = entry
             blocks.append(entry[1])
         self._by_id = seen
@@ -222,7 +224,7 @@ class Fingerprinter:
         self._last = Fingerprint(tuple(blocks), tuple(chain), tuple(cumulative))
         return self._last
 
-    def _block(self, label: str, kind: str, raw: Any, fmt: Format) -> Block:
+    def _block(self, label: str, kind: str, raw: Any, fmt: Format, index: int) -> Block:
         text = canonical(_as_blocks(raw, kind) if fmt == "anthropic" else raw)
         digest = hashlib.sha256(text.encode()).hexdigest()
         key = (kind, digest)
@@ -231,7 +233,7 @@ class Fingerprinter:
             tokens = self._count(kind, raw, fmt)
             self._tokens[key] = tokens
         parts = len(raw) if isinstance(raw, list) else _parts(raw)
-        return Block(label, digest, tokens, parts, text)
+        return Block(label, digest, tokens, parts, text, index)
 
     def _count(self, kind: str, raw: Any, fmt: Format) -> int:
         if kind == "tools":
@@ -269,26 +271,28 @@ def _parts(message: Any) -> int:
     return len(content) if isinstance(content, list) else 1
 
 
-def _raw_blocks(body: Mapping[str, Any], fmt: Format) -> list[tuple[Callable[[], str], str, Any]]:
-    """(label maker, kind, raw) in cache order: tools, system / instructions, then messages.
+def _raw_blocks(
+    body: Mapping[str, Any], fmt: Format
+) -> list[tuple[Callable[[], str], str, Any, int]]:
+    """(label maker, kind, raw, message index) in cache order: tools, system, messages.
 
     Labels are made only for blocks not seen before, which keeps fingerprinting a long,
-    mostly unchanged request cheap.
+    mostly unchanged request cheap. Tools and system have message index -1.
     """
-    out: list[tuple[Callable[[], str], str, Any]] = []
+    out: list[tuple[Callable[[], str], str, Any, int]] = []
     tools = body.get("tools")
     if tools:
-        out.append((lambda: "tools", "tools", tools))
+        out.append((lambda: "tools", "tools", tools, -1))
     if fmt == "anthropic" and body.get("system"):
-        out.append((lambda: "system", "system", body["system"]))
+        out.append((lambda: "system", "system", body["system"], -1))
     if fmt == "openai_responses" and body.get("instructions"):
-        out.append((lambda: "instructions", "system", body["instructions"]))
+        out.append((lambda: "instructions", "system", body["instructions"], -1))
     key = "input" if fmt == "openai_responses" else "messages"
     entries: Sequence[Any] = body.get(key) or ()
     if isinstance(entries, str):
         entries = [{"role": "user", "content": entries}]
     out.extend(
-        (partial(_label, key, i, entry), "message", entry) for i, entry in enumerate(entries)
+        (partial(_label, key, i, entry), "message", entry, i) for i, entry in enumerate(entries)
     )
     return out
 

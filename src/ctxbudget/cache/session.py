@@ -134,13 +134,7 @@ def _caller_marks(body: Mapping[str, Any], fp: Fingerprint) -> tuple[int, ...]:
     """Blocks the caller marked with ``cache_control`` themselves (breakpoints disabled)."""
     marks = []
     for index, block in enumerate(fp.blocks):
-        if '"cache_control"' in _raw_text(body, block.label):
+        raw = body["messages"][block.position] if block.position >= 0 else body.get(block.label)
+        if '"cache_control"' in json.dumps(raw):
             marks.append(index)
     return tuple(marks)
-
-
-def _raw_text(body: Mapping[str, Any], label: str) -> str:
-    if label in ("tools", "system"):
-        return json.dumps(body.get(label))
-    position = int(label.split("[", 1)[1].split("]", 1)[0])
-    return json.dumps(body["messages"][position])
