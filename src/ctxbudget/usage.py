@@ -91,28 +91,24 @@ def as_plain(value: Any) -> Any:
 
 def usage_from_openai_chat(usage: Any) -> Usage:
     """Chat Completions ``usage``: ``prompt_tokens`` already include cached tokens."""
-    data = _mapping(usage, "OpenAI chat usage")
-    details = _mapping(data.get("prompt_tokens_details") or {}, "prompt_tokens_details")
-    output = _mapping(data.get("completion_tokens_details") or {}, "completion_tokens_details")
-    return _build(
-        "OpenAI chat usage",
-        input_tokens=_int(data, "prompt_tokens"),
-        cache_read_tokens=_int(details, "cached_tokens", 0),
-        output_tokens=_int(data, "completion_tokens", 0),
-        reasoning_tokens=_int(output, "reasoning_tokens", 0),
-    )
+    return _openai_usage(usage, "OpenAI chat usage", "prompt_tokens", "completion_tokens")
 
 
 def usage_from_openai_responses(usage: Any) -> Usage:
     """Responses ``usage``: ``input_tokens`` already include cached tokens."""
-    data = _mapping(usage, "OpenAI responses usage")
-    details = _mapping(data.get("input_tokens_details") or {}, "input_tokens_details")
-    output = _mapping(data.get("output_tokens_details") or {}, "output_tokens_details")
+    return _openai_usage(usage, "OpenAI responses usage", "input_tokens", "output_tokens")
+
+
+def _openai_usage(usage: Any, what: str, input_key: str, output_key: str) -> Usage:
+    """Both OpenAI APIs: totals plus ``<key>_details`` with cached and reasoning tokens."""
+    data = _mapping(usage, what)
+    details = _mapping(data.get(f"{input_key}_details") or {}, f"{input_key}_details")
+    output = _mapping(data.get(f"{output_key}_details") or {}, f"{output_key}_details")
     return _build(
-        "OpenAI responses usage",
-        input_tokens=_int(data, "input_tokens"),
+        what,
+        input_tokens=_int(data, input_key),
         cache_read_tokens=_int(details, "cached_tokens", 0),
-        output_tokens=_int(data, "output_tokens", 0),
+        output_tokens=_int(data, output_key, 0),
         reasoning_tokens=_int(output, "reasoning_tokens", 0),
     )
 
