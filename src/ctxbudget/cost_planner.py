@@ -148,6 +148,10 @@ class RentMeter:
         self.needed = rewrite
         return False
 
+    def postpone(self) -> None:
+        """Nothing worth clearing yet: price proposals again once rent has doubled."""
+        self.needed = self.rent * 2
+
     def bought(self) -> None:
         """A clearing happened: rent starts again."""
         self.rent = Decimal(0)

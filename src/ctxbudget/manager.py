@@ -532,7 +532,7 @@ class ContextManager:
             if best is None or ratio > best[0]:
                 best = (ratio, name, proposal, rewrite)
         if best is None:
-            self._rent.needed = self._rent.rent * 2  # nothing worth it yet: look again later
+            self._rent.postpone()
             return outcome
         if not self._rent.buys(best[3]):
             return outcome
