@@ -29,6 +29,7 @@ from ctxbudget.items import (
     TextPart,
     ToolCallPart,
     ToolResultPart,
+    item_text,
     part_text,
 )
 from ctxbudget.log import CompactionRecord, Edit, SessionLog
@@ -659,3 +660,39 @@ def test_every_strategy_keeps_the_invariants(
         assert freed(view, edits) >= need
     if name in ("sliding_window", "importance") and edits:
         assert freed(view, edits[:-1]) < need  # stops once enough is freed
+
+
+# -- text-only agents' observations ------------------------------------------------------
+
+
+def test_clear_tool_results_clears_text_observations_whole_and_recallably() -> None:
+    """mini-swe-agent v1 / SWE-agent: output comes back as user text marked TOOL_RESULTS."""
+
+    def observation(item_id: str, text: str) -> Item:
+        part = TextPart(text=text)
+        return Item(id=item_id, role="user", component=Component.TOOL_RESULTS, parts=(part,))
+
+    items = [
+        text_item("sys", "system", "You are a coding agent."),
+        text_item("u0", "user", "Fix the bug in src/parser.py"),
+        text_item("a1", "assistant", "THOUGHT: look.\n```bash\nls\n```"),
+        observation("o1", big("file", 300)),
+        text_item("a2", "assistant", "THOUGHT: read.\n```bash\ncat src/parser.py\n```"),
+        observation("o2", big("parser", 300)),
+        text_item("u1", "user", "Format error: one bash block please."),  # harness note
+        text_item("a3", "assistant", "THOUGHT: again.\n```bash\ncat src/parser.py\n```"),
+        observation("o3", big("again", 300)),
+    ]
+    view = inp(items, need=100_000)
+    edits = clear_tool_results.propose(ClearToolResultsConfig(keep_last=1), view)
+    after = applied(view, edits)
+    cleared = {e.remove[0] for e in edits}
+    assert cleared == {"o1", "o2"}  # the newest observation and every other item stay
+    for edit in edits:
+        (new,) = edit.insert
+        assert new.role == "user"
+        assert new.component is Component.TOOL_RESULTS
+        assert f'recall("{edit.remove[0]}")' in item_text(new)
+        assert "environment output cleared" in item_text(new)
+    assert item_text(after["u1"]) == "Format error: one bash block please."
+    assert freed(view, edits) > 500

@@ -14,6 +14,7 @@ from ctxbudget.errors import (
     ProviderError,
     StorageError,
     TokenizerError,
+    TraceError,
     UnknownModelError,
     UsageError,
 )
@@ -80,6 +81,7 @@ __all__ = [
     "ToolCallPart",
     "ToolResultPart",
     "ToolSpec",
+    "TraceError",
     "UnknownModelError",
     "Usage",
     "UsageError",

@@ -7,7 +7,8 @@
     │   ├── UnknownModelError         a model name we have no settings for
     │   └── PolicyError               a budget policy that cannot work
     ├── UsageError                    the caller used the API wrongly (bad message shape...)
-    │   └── ConversionError           a message or request that cannot be read
+    │   ├── ConversionError           a message or request that cannot be read
+    │   └── TraceError                an agent log file that cannot be read
     ├── TokenizerError                tokenizer data missing or corrupt
     ├── ContextOverflow               content cannot fit the window (run time)
     ├── BudgetExceeded                a spend limit would be crossed (run time)
@@ -31,6 +32,7 @@ __all__ = [
     "ProviderError",
     "StorageError",
     "TokenizerError",
+    "TraceError",
     "UnknownModelError",
     "UsageError",
 ]
@@ -85,6 +87,16 @@ class ConversionError(UsageError):
     def __init__(self, message: str, *, path: str = "") -> None:
         self.path = path
         super().__init__(f"{path}: {message}" if path else message)
+
+
+class TraceError(UsageError):
+    """An agent log that cannot be imported: names the file, the line and what was expected."""
+
+    def __init__(self, message: str, *, file: str, line: int | None = None) -> None:
+        self.file = file
+        self.line = line
+        where = f"{file}:{line}" if line is not None else file
+        super().__init__(f"{where}: {message}")
 
 
 class TokenizerError(CtxBudgetError):

@@ -42,6 +42,7 @@ from ctxbudget.render import (
 )
 from ctxbudget.squeeze import squeeze_edit
 from ctxbudget.strategies import StrategySpec, build_runner
+from ctxbudget.strategies._mechanical import is_text_observation
 from ctxbudget.strategies.base import CompactionInput, Proposal, derived_kind
 from ctxbudget.strategies.clear_tool_results import ClearToolResultsConfig
 from ctxbudget.strategies.summarize import SummarizeConfig, is_summary, summary_request
@@ -198,8 +199,8 @@ class ContextManager:
 
     # -- what enters the context -----------------------------------------------------------
 
-    def set_tools(self, tools: Sequence[Mapping[str, Any]]) -> TokenCount:
-        """Offer tool schemas (OpenAI or Anthropic format); returns what they cost."""
+    def set_tools(self, tools: Sequence[Mapping[str, Any] | ToolSpec]) -> TokenCount:
+        """Offer tool schemas (OpenAI or Anthropic format, or ``ToolSpec``); returns their cost."""
         specs = _read_tools(tools)
         self.log.set_tools(tuple(specs))
         return self.accountant.set_tools(specs)
@@ -219,7 +220,7 @@ class ContextManager:
 
     def extend(
         self,
-        messages: Iterable[Mapping[str, Any]],
+        messages: Iterable[Mapping[str, Any] | Item],
         *,
         pinned: bool = False,
         format: Format | None = None,
@@ -228,6 +229,8 @@ class ContextManager:
 
         ``format`` says which wire format they are in (``openai_chat``, ``anthropic``,
         ``openai_responses`` input items); by default OpenAI chat or Anthropic, detected.
+        Already-converted :class:`Item` objects (an imported log) are appended as they are;
+        their ids must be new to this session.
         """
         items = self._convert(list(messages), format)
         if pinned:
@@ -553,7 +556,8 @@ class ContextManager:
         """Tokens of tool results a clearing could free (all but the newest few)."""
         seen, tokens = 0, 0
         for item in reversed(self.view.items):
-            if not item.tool_results or derived_kind(item.id) in _ALREADY_SMALL:
+            observation = item.tool_results or is_text_observation(item)
+            if not observation or derived_kind(item.id) in _ALREADY_SMALL:
                 continue
             seen += 1
             if seen > _KEEP_RESULTS:
@@ -603,18 +607,27 @@ class ContextManager:
             if not isinstance(record, str):
                 self._pending.append(record)
 
-    def _convert(self, messages: list[Mapping[str, Any]], fmt: Format | None = None) -> list[Item]:
+    def _convert(
+        self, messages: list[Mapping[str, Any] | Item], fmt: Format | None = None
+    ) -> list[Item]:
         start = self._next
+        if messages and all(isinstance(m, Item) for m in messages):
+            items = [m for m in messages if isinstance(m, Item)]
+            self._next = start + len(items)
+            return items
+        if any(isinstance(m, Item) for m in messages):
+            raise UsageError("pass either Item objects or message dicts to extend(), not both")
+        dicts = [m for m in messages if not isinstance(m, Item)]
         if fmt == "openai_responses":
-            items = from_openai_responses(messages, start=start)
-        elif fmt == "anthropic" or (fmt is None and has_anthropic_blocks(messages)):
-            system = [m for m in messages if m.get("role") == "system"]
-            rest = [m for m in messages if m.get("role") != "system"]
+            items = from_openai_responses(dicts, start=start)
+        elif fmt == "anthropic" or (fmt is None and has_anthropic_blocks(dicts)):
+            system = [m for m in dicts if m.get("role") == "system"]
+            rest = [m for m in dicts if m.get("role") != "system"]
             items = from_openai_chat(system, start=start) + from_anthropic(
                 rest, start=start + len(system)
             )
         elif fmt in (None, "openai_chat"):
-            items = from_openai_chat(list(messages), start=start)
+            items = from_openai_chat(list(dicts), start=start)
         else:
             raise UsageError(
                 f"unknown format {fmt!r}; expected openai_chat, anthropic or openai_responses"
@@ -624,7 +637,12 @@ class ContextManager:
 
     def _task(self) -> str:
         users = [
-            i for i in self.view if i.role == "user" and not i.tool_results and not is_summary(i)
+            i
+            for i in self.view
+            if i.role == "user"
+            and not i.tool_results
+            and not is_text_observation(i)
+            and not is_summary(i)
         ]
         if not users:
             return ""
@@ -712,9 +730,15 @@ def _economic_reason(outcome: CascadeOutcome) -> str:
     return outcome.records[0].reason if outcome.records else ""
 
 
-def _read_tools(tools: Sequence[Mapping[str, Any]]) -> list[ToolSpec]:
-    if any(isinstance(t, Mapping) and "function" not in t and "parameters" in t for t in tools):
-        return from_openai_responses_tools(tools)
-    if has_anthropic_tools(tools):
-        return from_anthropic_tools(tools)
-    return from_openai_chat_tools(tools)
+def _read_tools(tools: Sequence[Mapping[str, Any] | ToolSpec]) -> list[ToolSpec]:
+    specs = [t for t in tools if isinstance(t, ToolSpec)]
+    if len(specs) == len(tools):
+        return specs
+    if specs:
+        raise UsageError("pass either ToolSpec objects or tool schema dicts, not both")
+    dicts = [t for t in tools if not isinstance(t, ToolSpec)]
+    if any(isinstance(t, Mapping) and "function" not in t and "parameters" in t for t in dicts):
+        return from_openai_responses_tools(dicts)
+    if has_anthropic_tools(dicts):
+        return from_anthropic_tools(dicts)
+    return from_openai_chat_tools(dicts)

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from ctxbudget.items import (
+    Component,
     DocumentPart,
     ImagePart,
     Item,
@@ -19,17 +20,21 @@ from ctxbudget.items import (
     TextPart,
     ToolCallPart,
     ToolResultPart,
+    item_text,
+    part_text,
 )
 from ctxbudget.log import Edit, EditKind
 from ctxbudget.strategies.base import CompactionInput, derived_id, editable
 from ctxbudget.view import Unit, units
 
 __all__ = [
+    "TEXT_OBSERVATION",
     "Content",
     "ResultRef",
     "call_label",
     "calls_by_id",
     "hideable_units",
+    "is_text_observation",
     "replace_item",
     "result_refs",
     "result_tokens",
@@ -54,17 +59,40 @@ class ResultRef:
     """The assistant item making that call."""
 
 
+TEXT_OBSERVATION = -1
+"""``ResultRef.index`` of a text-only observation: the whole item is the result."""
+
+
+def is_text_observation(item: Item) -> bool:
+    """A text-only agent's observation: environment output sent back as a user message.
+
+    Importers of text-only logs (mini-swe-agent v1, SWE-agent, Terminus) mark these with
+    component ``TOOL_RESULTS``; callers can do the same for their own text agents.
+    """
+    return (
+        item.role == "user"
+        and item.component is Component.TOOL_RESULTS
+        and not item.tool_results
+        and any(isinstance(p, TextPart) for p in item.parts)
+    )
+
+
 def calls_by_id(items: Iterable[Item]) -> dict[str, tuple[Item, ToolCallPart]]:
     """Every tool call in ``items`` by call id, with the item making it."""
     return {call.id: (item, call) for item in items for call in item.tool_calls}
 
 
-def result_refs(items: Iterable[Item]) -> list[ResultRef]:
-    """Every tool result in ``items``, in view order."""
+def result_refs(items: Iterable[Item], *, text_observations: bool = False) -> list[ResultRef]:
+    """Every tool result in ``items``, in view order (and text-only observations, whole,
+    with index :data:`TEXT_OBSERVATION`, when asked)."""
     items = tuple(items)
     calls = calls_by_id(items)
     out: list[ResultRef] = []
     for item in items:
+        if text_observations and is_text_observation(item):
+            whole = ToolResultPart(call_id="", content=item_text(item))
+            out.append(ResultRef(item, TEXT_OBSERVATION, whole, None, None))
+            continue
         for index, part in enumerate(item.parts):
             if isinstance(part, ToolResultPart):
                 caller, call = calls.get(part.call_id, (None, None))
@@ -85,13 +113,18 @@ def call_label(call: ToolCallPart | None, limit: int = 80) -> str:
 
 def result_tokens(view: CompactionInput, ref: ResultRef) -> int:
     """Tokens of one result: its item when it is the only part, else the part on its own."""
-    if len(ref.item.parts) == 1:
+    if len(ref.item.parts) == 1 or ref.index == TEXT_OBSERVATION:
         return view.count(ref.item)
     return view.count(ref.item.with_(parts=(ref.part,)))
 
 
 def with_contents(item: Item, contents: Mapping[int, Content]) -> tuple[Part, ...]:
-    """``item``'s parts with the tool results at the given indexes given new content."""
+    """``item``'s parts with the tool results at the given indexes given new content (a
+    text observation, index :data:`TEXT_OBSERVATION`, becomes one text part)."""
+    if TEXT_OBSERVATION in contents:
+        content = contents[TEXT_OBSERVATION]
+        text = content if isinstance(content, str) else "".join(part_text(p) for p in content)
+        return (TextPart(text=text),)
     parts = list(item.parts)
     for index, content in contents.items():
         part = parts[index]

@@ -8,7 +8,9 @@ edit: ``keep`` latest results, ``exclude_tools``, ``clear_at_least`` (do nothing
 that much can be freed, so the cache is not broken for crumbs), optional clearing of the
 calls' inputs. Reasoning may be dropped too, but never from the latest assistant item,
 and opaque (signed, redacted, encrypted) reasoning never from the current turn, which
-Anthropic and OpenAI require back verbatim during tool use.
+Anthropic and OpenAI require back verbatim during tool use. Text-only agents'
+observations (user messages marked ``TOOL_RESULTS``, see ``is_text_observation``) are
+cleared the same way, whole.
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from ctxbudget.errors import ConfigError
-from ctxbudget.items import Item, Part, ReasoningPart, ToolCallPart, ToolResultPart
+from ctxbudget.items import Item, Part, ReasoningPart, TextPart, ToolCallPart, ToolResultPart
 from ctxbudget.log import Edit
 from ctxbudget.strategies._mechanical import (
+    TEXT_OBSERVATION,
     Content,
     ResultRef,
     call_label,
+    is_text_observation,
     replace_item,
     result_refs,
     result_tokens,
@@ -68,6 +72,11 @@ class ClearToolResultsConfig:
 
 
 def _placeholder(ref: ResultRef, tokens: int, inputs_cleared: bool) -> str:
+    if ref.index == TEXT_OBSERVATION:
+        return (
+            f"[environment output cleared to save context: {tokens:,} tokens. "
+            f'Full text: recall("{ref.item.id}")]'
+        )
     what = f"{call_label(ref.call)} → {tokens:,} tokens"
     if inputs_cleared and ref.caller is not None:
         return (
@@ -81,7 +90,7 @@ def _current_turn(items: tuple[Item, ...]) -> tuple[set[str], str | None]:
     """Ids of the assistant items after the last real user message, and the latest one's."""
     start = 0
     for index, item in enumerate(items):
-        if item.role == "user" and not item.tool_results:
+        if item.role == "user" and not item.tool_results and not is_text_observation(item):
             start = index + 1
     turn = {i.id for i in items[start:] if i.role == "assistant"}
     latest = next((i.id for i in reversed(items) if i.role == "assistant"), None)
@@ -173,7 +182,7 @@ def propose(config: ClearToolResultsConfig, view: CompactionInput) -> tuple[Edit
     if view.need <= 0:
         return ()
     target = max(view.need, config.clear_at_least)
-    refs = result_refs(view.items)
+    refs = result_refs(view.items, text_observations=True)
     refs = refs[: max(len(refs) - config.keep_last, 0)]
     plan = _Plan(config, view)
     for ref in refs:
@@ -183,7 +192,11 @@ def propose(config: ClearToolResultsConfig, view: CompactionInput) -> tuple[Edit
             continue
         tokens = result_tokens(view, ref)
         placeholder = _placeholder(ref, tokens, plan.inputs_cleared(ref))
-        probe = ToolResultPart(call_id=ref.part.call_id, content=placeholder)
+        probe: Part = (
+            TextPart(text=placeholder)
+            if ref.index == TEXT_OBSERVATION
+            else ToolResultPart(call_id=ref.part.call_id, content=placeholder)
+        )
         if view.count(ref.item.with_(parts=(probe,))) >= tokens:
             continue  # already short (or already cleared): nothing to gain
         plan.add(ref, placeholder)
