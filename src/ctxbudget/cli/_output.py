@@ -11,9 +11,13 @@ from rich.console import Console
 __all__ = ["console", "fail", "print_json"]
 
 
-def console() -> Console:
-    """A console on stdout (made per call so tests capturing stdout see the output)."""
-    return Console(file=sys.stdout, soft_wrap=True)
+def console(min_width: int = 0) -> Console:
+    """A console on stdout (made per call so tests capturing stdout see the output),
+    at least ``min_width`` columns wide when stdout is not a terminal (wide tables)."""
+    out = Console(file=sys.stdout, soft_wrap=True)
+    if not out.is_terminal and out.width < min_width:
+        out = Console(file=sys.stdout, soft_wrap=True, width=min_width)
+    return out
 
 
 def print_json(data: Any) -> None:

@@ -1,0 +1,12 @@
+"""Where an agent's tokens and dollars went, per component, from its own logs."""
+
+from ctxbudget.analyze.analysis import Analysis, SessionAnalysis, analyze_session, pricing_model
+from ctxbudget.analyze.composition import composition_per_call
+
+__all__ = [
+    "Analysis",
+    "SessionAnalysis",
+    "analyze_session",
+    "composition_per_call",
+    "pricing_model",
+]

@@ -1,0 +1,160 @@
+"""Replay one imported session call by call through several policies, and price it.
+
+Each assistant item of the session is one model call whose request was everything before
+it. For every policy the request it would have sent is rendered for the simulated model's
+provider, run through the provider's cache rules (OpenAI: automatic prefix caching;
+Anthropic: the best breakpoints the rules allow for baselines, ctxbudget's own marks for
+ctxbudget), and priced. Calls are one ``STEP_SECONDS`` apart, so cache entries never
+expire mid-session. Retention is scored on the view each policy showed.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import IO
+
+from ctxbudget.accounting import counter_for
+from ctxbudget.cache.fingerprint import CacheBustWarning
+from ctxbudget.cache.rules import CacheRules, cache_rules
+from ctxbudget.cache.session import SessionCache
+from ctxbudget.convert.request import Format
+from ctxbudget.cost import price
+from ctxbudget.items import Item
+from ctxbudget.models import ModelSpec, Prices
+from ctxbudget.retention import RetentionTracker, task_length
+from ctxbudget.simulate.policies import PolicyRunner, start_policy, wire_format
+from ctxbudget.simulate.results import Compaction, PolicyRun, SessionResult
+from ctxbudget.traces.session import Session
+from ctxbudget.usage import Usage
+
+__all__ = ["STEP_SECONDS", "simulate_session"]
+
+STEP_SECONDS = 30.0
+"""Simulated seconds between calls (well inside every provider's cache lifetime)."""
+
+
+class _Lane:
+    """One policy's replay of the session: its runner, cache, retention and export."""
+
+    def __init__(self, runner: PolicyRunner, cache: SessionCache, sink: IO[str] | None) -> None:
+        self.runner, self.cache, self.sink = runner, cache, sink
+        self.tracker = RetentionTracker()
+        self.run = PolicyRun(policy=runner.name)
+
+    def call(self, history: Sequence[Item], output: Item, call: int, now: float) -> None:
+        """Price the request the policy sends before ``output`` and score its retention."""
+        run, cache = self.run, self.cache
+        step = self.runner.step(history)
+        body, info = cache.on_request(step.body, self.fmt, now=now, planned=True)
+        usage = info.prediction.as_usage()
+        if cache.rules.mode == "none":
+            usage = Usage(input_tokens=usage.input_tokens)
+        cost = price(usage, self.prices)
+        run.context.append(usage.input_tokens)
+        run.costs.append(cost.input if cost is not None else None)
+        run.usage = run.usage + usage
+        run.retention = run.retention.add(self.tracker.score(output, step.view))
+        run.compactions.extend(
+            Compaction(
+                call=call,
+                strategy=r.strategy,
+                tokens_before=r.tokens_before,
+                tokens_after=r.tokens_after,
+            )
+            for r in step.compactions
+        )
+        if self.sink is not None:
+            line = {"step": call, "kind": "call", "provider": self.fmt, "request": body}
+            self.sink.write(json.dumps(line, ensure_ascii=False) + "\n")
+
+    fmt: Format = "openai_chat"
+    prices: Prices | None = None
+
+    def close(self) -> None:
+        self.runner.close()
+        if self.sink is not None:
+            self.sink.close()
+
+
+def simulate_session(
+    session: Session,
+    policies: Sequence[str],
+    spec: ModelSpec,
+    *,
+    export_dir: Path | None = None,
+) -> SessionResult:
+    """Every policy over ``session``, priced for ``spec``.
+
+    ``export_dir``: write each policy's exact request bodies to
+    ``export_dir/<policy>/<session>.jsonl``, one line per model call.
+    """
+    counter = counter_for(spec)
+    items = session.items
+    leading = task_length(items)
+    clock = [0.0]
+    lanes: list[_Lane] = []
+    try:
+        for name, sink in zip(
+            policies, _open_exports(export_dir, session.name, policies), strict=True
+        ):
+            runner = start_policy(name, session.tools, spec, counter, lambda: clock[0])
+            rules = cache_rules(spec) if runner.cached else CacheRules(mode="none")
+            lane = _Lane(runner, SessionCache(rules, counter, enabled=not runner.marks_cache), sink)
+            lane.fmt, lane.prices = wire_format(spec), spec.prices
+            lanes.append(lane)
+        recorded = {c.position: c for c in session.calls}
+        output_tokens, call = 0, 0
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CacheBustWarning)  # replays change prefixes on purpose
+            for index, item in enumerate(items):
+                if item.role == "assistant":
+                    clock[0] += STEP_SECONDS
+                    for lane in lanes:
+                        lane.call(items[:index], item, call, clock[0])
+                    billed = recorded.get(index)
+                    usage = billed.usage if billed is not None else None
+                    output_tokens += (
+                        usage.output_tokens
+                        if usage is not None
+                        else counter.count_item(item).tokens
+                    )
+                    call += 1
+                for lane in lanes:
+                    lane.tracker.observe(item, background=index < leading)
+    finally:
+        for lane in lanes:
+            lane.close()
+    output_price = spec.prices.output if spec.prices is not None else None
+    return SessionResult(
+        name=session.name,
+        format=session.format,
+        calls=call,
+        model=session.model,
+        runs={lane.run.policy: lane.run for lane in lanes},
+        output_tokens=output_tokens,
+        output_cost=None
+        if output_price is None
+        else Decimal(output_tokens) * output_price / Decimal(1_000_000),
+    )
+
+
+def _open_exports(
+    export_dir: Path | None, session: str, policies: Sequence[str]
+) -> list[IO[str] | None]:
+    if export_dir is None:
+        return [None] * len(policies)
+    sinks: list[IO[str] | None] = []
+    for policy in policies:
+        folder = export_dir / _safe(policy)
+        folder.mkdir(parents=True, exist_ok=True)
+        sinks.append((folder / f"{_safe(session)}.jsonl").open("w", encoding="utf-8"))
+    return sinks
+
+
+def _safe(name: str) -> str:
+    """A file name from a session or policy name (``/``, ``#``, ``:`` replaced)."""
+    return "".join(c if c.isalnum() or c in "-_.+" else "_" for c in name)

@@ -1,0 +1,180 @@
+"""The what-if simulator: replays price what each policy sends, and the views are real."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from ctxbudget.accounting import counter_for
+from ctxbudget.convert.openai_chat import from_openai_chat, from_openai_chat_tools
+from ctxbudget.errors import ConfigError
+from ctxbudget.models import resolve_model
+from ctxbudget.simulate import DEFAULT_POLICIES, Simulation, check_policies, simulate_session
+from ctxbudget.traces.session import RecordedCall, Session
+
+TOOLS = [{"type": "function", "function": {"name": "bash", "parameters": {"type": "object"}}}]
+
+
+def _session(calls: int = 40, *, parallel: bool = True) -> Session:
+    """A coding-agent session written here: big outputs, parallel calls, reused names."""
+    messages: list[dict[str, object]] = [
+        {"role": "system", "content": "You are a careful engineer."},
+        {"role": "user", "content": "Fix the failing test in pkg/parser.py"},
+    ]
+    for n in range(calls):
+        ids = [f"c{n}a", f"c{n}b"] if parallel and n % 5 == 0 else [f"c{n}a"]
+        thought = "Start."
+        if n >= 3:
+            thought = f"Checking helper_{n - 3}_7"
+        if n >= 15:
+            thought += f" and pkg/mod_{n - 15}.py"
+        messages.append(
+            {
+                "role": "assistant",
+                "content": thought,
+                "tool_calls": [
+                    {
+                        "id": i,
+                        "type": "function",
+                        "function": {"name": "bash", "arguments": json.dumps({"cmd": f"cat f{n}"})},
+                    }
+                    for i in ids
+                ],
+            }
+        )
+        for i in ids:
+            body = "\n".join(
+                f"def helper_{n}_{k}(): return {k}  # pkg/mod_{n}.py" for k in range(150)
+            )
+            messages.append({"role": "tool", "tool_call_id": i, "content": body})
+    messages.append({"role": "assistant", "content": f"Done: helper_{calls - 1}_7 fixed."})
+    items = tuple(from_openai_chat(messages))
+    return Session(
+        name="written-here",
+        source="test",
+        format="openai-chat",
+        items=items,
+        tools=tuple(from_openai_chat_tools(TOOLS)),
+        calls=tuple(RecordedCall(position=n) for n, i in enumerate(items) if i.role == "assistant"),
+    )
+
+
+@pytest.mark.parametrize("model", ["claude-sonnet-4-5", "gpt-4.1"])
+def test_every_policy_prices_every_call_and_exports_exact_bodies(
+    model: str, tmp_path: Path
+) -> None:
+    spec = resolve_model(model)
+    session = _session()
+    result = simulate_session(session, DEFAULT_POLICIES, spec, export_dir=tmp_path)
+    assert result.calls == len(session.calls) == 41
+    limit = spec.context_window
+    for policy, run in result.runs.items():
+        assert len(run.context) == len(run.costs) == result.calls
+        assert all(c is not None and c > 0 for c in run.costs)
+        assert run.peak <= limit
+        lines = (tmp_path / policy / "written-here.jsonl").read_text().splitlines()
+        assert len(lines) == result.calls
+        for n, line in enumerate(lines):
+            record = json.loads(line)
+            assert record["step"] == n
+            assert record["kind"] == "call"
+            assert record["provider"] == ("anthropic" if "claude" in model else "openai_chat")
+            _assert_paired(record["request"])
+    none, nocache = result.runs["none"], result.runs["none-nocache"]
+    assert none.context == nocache.context  # same requests, only the cache differs
+    assert nocache.usage.cache_read_tokens == 0
+    assert none.cached_share > 0.5
+    assert none.input_cost is not None
+    assert nocache.input_cost is not None
+    assert none.input_cost < nocache.input_cost
+    # no caching: every input token at the list price
+    assert spec.prices is not None
+    assert spec.prices.input is not None
+    expected = Decimal(sum(nocache.context)) * spec.prices.input / Decimal(1_000_000)
+    assert abs(nocache.input_cost - expected) < Decimal("0.000001")
+
+
+def _assert_paired(body: dict[str, object]) -> None:
+    """No tool call without its result and no result without its call, in either format."""
+    messages = body["messages"]
+    assert isinstance(messages, list)
+    calls: set[str] = set()
+    results: set[str] = set()
+    for message in messages:
+        for call in message.get("tool_calls") or []:
+            calls.add(call["id"])
+        if message.get("role") == "tool":
+            results.add(message["tool_call_id"])
+        content = message.get("content")
+        if isinstance(content, list):
+            for block in content:
+                if block.get("type") == "tool_use":
+                    calls.add(block["id"])
+                if block.get("type") == "tool_result":
+                    results.add(block["tool_use_id"])
+    assert calls == results
+
+
+def test_ctxbudget_keeps_a_long_session_cheaper_and_smaller_than_none() -> None:
+    spec = resolve_model("claude-sonnet-4-5")
+    result = simulate_session(_session(80), ("none", "ctxbudget"), spec)
+    none, own = result.runs["none"], result.runs["ctxbudget"]
+    assert own.compactions  # it cleared something, on the timeline
+    assert all(0 <= c.call < result.calls for c in own.compactions)
+    assert own.input_cost is not None
+    assert none.input_cost is not None
+    assert own.input_cost < none.input_cost
+    assert own.peak < none.peak
+    # every call reuses a name from 3 calls back (kept) and a path only an output 15 calls
+    # back held (cleared, recallable): about half; real sessions are measured by the bench
+    share = own.retention.share
+    assert share is not None
+    assert 0.4 < share < 1.0
+
+
+def test_mask_last_10_hides_old_outputs_and_loses_references() -> None:
+    spec = resolve_model("gpt-4.1")
+    result = simulate_session(_session(40), ("none", "mask-last-10"), spec)
+    masked, none = result.runs["mask-last-10"], result.runs["none"]
+    assert masked.peak < none.peak
+    assert none.retention.share == 1.0
+    assert masked.retention.used == none.retention.used
+    # names from 3 calls back stay; paths only an output 15 calls back held are lost
+    assert masked.retention.kept < masked.retention.used
+
+
+def test_totals_and_json_add_up() -> None:
+    spec = resolve_model("claude-sonnet-4-5")
+    sim = Simulation(
+        model=spec.name, provider=spec.provider, exact=False, policies=DEFAULT_POLICIES
+    )
+    sim.sessions.append(simulate_session(_session(20), DEFAULT_POLICIES, spec))
+    sim.sessions.append(simulate_session(_session(30, parallel=False), DEFAULT_POLICIES, spec))
+    data = sim.to_json()
+    assert data["sessions"] == 2
+    assert data["calls"] == 21 + 31
+    for policy in DEFAULT_POLICIES:
+        total = data["totals"][policy]["input_cost_usd"]
+        parts = sum(s["policies"][policy]["input_cost_usd"] for s in data["per_session"])
+        assert total == pytest.approx(parts, abs=1e-5)
+    assert data["totals"]["none"]["vs_none"] == 1.0
+    assert data["totals"]["none-nocache"]["sessions_costlier_than_none"] == 2
+    assert sim.ratio("none", "missing") is None
+
+
+def test_policy_names_are_checked() -> None:
+    assert check_policies(["none", " ctxbudget:agent "]) == ("none", "ctxbudget:agent")
+    with pytest.raises(ConfigError, match=r"unknown policy 'nonne'.*none-nocache"):
+        check_policies(["nonne"])
+    with pytest.raises(ConfigError, match="listed twice"):
+        check_policies(["none", "none"])
+    with pytest.raises(ConfigError, match="no policy"):
+        check_policies([])
+
+
+def test_counts_for_claude_are_estimates_for_gpt_exact() -> None:
+    assert not counter_for(resolve_model("claude-sonnet-4-5")).count_text("x").exact
+    assert counter_for(resolve_model("gpt-4.1")).count_text("x").exact
