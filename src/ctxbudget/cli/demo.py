@@ -22,7 +22,7 @@ __all__ = ["demo"]
 @app.command()
 def demo(
     model: Annotated[str, typer.Option(help="Model to account for.")] = "gpt-4o",
-    turns: Annotated[int, typer.Option(help="Model calls in the scripted session.")] = 60,
+    turns: Annotated[int, typer.Option(help="Model calls in the scripted session.")] = 150,
     policy: Annotated[str, typer.Option(help="Budget policy preset.")] = "agent",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
 ) -> None:
