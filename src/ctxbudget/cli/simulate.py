@@ -65,7 +65,7 @@ def simulate(
     spec = model_option(model, price) or resolve_model(DEFAULT_MODEL)
     sources = resolve_sources(paths or [], limit=limit, demo=demo, min_calls=max(min_calls, 1))
     counter = counter_for(spec)
-    exact = counter.count_text("x").exact
+    exact = counter.tokenizer.exact
     sim = Simulation(model=spec.name, provider=spec.provider, exact=exact, policies=policies)
     compositions = {}
     for session in progress(sources.sessions, "simulating"):

@@ -24,10 +24,11 @@ from ctxbudget.cache.session import SessionCache
 from ctxbudget.convert.request import Format
 from ctxbudget.cost import price
 from ctxbudget.items import Item
-from ctxbudget.models import ModelSpec, Prices
+from ctxbudget.models import ModelSpec
 from ctxbudget.retention import RetentionTracker, task_length
 from ctxbudget.simulate.policies import PolicyRunner, start_policy, wire_format
 from ctxbudget.simulate.results import Compaction, PolicyRun, SessionResult
+from ctxbudget.tokens.counter import TokenCounter
 from ctxbudget.traces.session import Session
 from ctxbudget.usage import Usage
 
@@ -40,8 +41,14 @@ STEP_SECONDS = 30.0
 class _Lane:
     """One policy's replay of the session: its runner, cache, retention and export."""
 
-    def __init__(self, runner: PolicyRunner, cache: SessionCache, sink: IO[str] | None) -> None:
-        self.runner, self.cache, self.sink = runner, cache, sink
+    def __init__(
+        self, runner: PolicyRunner, spec: ModelSpec, counter: TokenCounter, sink: IO[str] | None
+    ) -> None:
+        rules = cache_rules(spec) if runner.cached else CacheRules(mode="none")
+        self.runner, self.sink = runner, sink
+        self.cache = SessionCache(rules, counter, enabled=not runner.marks_cache)
+        self.fmt: Format = wire_format(spec)
+        self.prices = spec.prices
         self.tracker = RetentionTracker()
         self.run = PolicyRun(policy=runner.name)
 
@@ -71,9 +78,6 @@ class _Lane:
             line = {"step": call, "kind": "call", "provider": self.fmt, "request": body}
             self.sink.write(json.dumps(line, ensure_ascii=False) + "\n")
 
-    fmt: Format = "openai_chat"
-    prices: Prices | None = None
-
     def close(self) -> None:
         self.runner.close()
         if self.sink is not None:
@@ -102,10 +106,7 @@ def simulate_session(
             policies, _open_exports(export_dir, session.name, policies), strict=True
         ):
             runner = start_policy(name, session.tools, spec, counter, lambda: clock[0])
-            rules = cache_rules(spec) if runner.cached else CacheRules(mode="none")
-            lane = _Lane(runner, SessionCache(rules, counter, enabled=not runner.marks_cache), sink)
-            lane.fmt, lane.prices = wire_format(spec), spec.prices
-            lanes.append(lane)
+            lanes.append(_Lane(runner, spec, counter, sink))
         recorded = {c.position: c for c in session.calls}
         output_tokens, call = 0, 0
         with warnings.catch_warnings():

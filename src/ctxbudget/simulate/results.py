@@ -46,8 +46,6 @@ class PolicyRun:
     """Retention summed over the calls."""
     compactions: list[Compaction] = field(default_factory=list)
     """Every compaction, in order."""
-    aux_calls: int = 0
-    """Summarizer calls made (their cost is in ``costs``)."""
 
     @property
     def input_cost(self) -> Decimal | None:
