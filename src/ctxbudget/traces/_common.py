@@ -9,9 +9,9 @@ from decimal import Decimal
 from typing import Any
 
 from ctxbudget.items import Component, Item
-from ctxbudget.traces._read import Where
+from ctxbudget.traces._read import Where, converting
 from ctxbudget.traces.session import RecordedCall
-from ctxbudget.usage import Usage
+from ctxbudget.usage import Usage, usage_from_openai_chat
 
 __all__ = [
     "API_KEYS",
@@ -71,25 +71,10 @@ def recorded_calls(
 
 
 def openai_usage(usage: Mapping[str, Any], where: Where, what: str) -> Usage:
-    """An OpenAI-style chat ``usage`` (``prompt_tokens`` include cached tokens).
-
-    Reasoning tokens are clamped to the output and cached tokens to the prompt: some
-    gateways (OpenRouter) report them from a different count than the totals.
-    """
-    prompt = where.count(usage, "prompt_tokens", what)
-    output = where.count(usage, "completion_tokens", what, 0)
-    details = usage.get("prompt_tokens_details") or {}
-    out_details = usage.get("completion_tokens_details") or {}
-    where.obj(details, f"{what}.prompt_tokens_details")
-    where.obj(out_details, f"{what}.completion_tokens_details")
-    cached = where.count(details, "cached_tokens", f"{what}.prompt_tokens_details", 0)
-    reasoning = where.count(out_details, "reasoning_tokens", f"{what}.completion_tokens_details", 0)
-    return Usage(
-        input_tokens=prompt,
-        cache_read_tokens=min(cached, prompt),
-        output_tokens=output,
-        reasoning_tokens=min(reasoning, output),
-    )
+    """An OpenAI-style chat ``usage`` (``prompt_tokens`` include cached tokens), read by
+    the library's one OpenAI mapper; a record it rejects is a :class:`TraceError` here."""
+    with converting(where, what):
+        return usage_from_openai_chat(usage)
 
 
 _CD_PREFIX = re.compile(r"\s*cd\s+(?:\"[^\"]*\"|'[^']*'|\S+)\s*(?:&&|;)\s*")
@@ -120,11 +105,14 @@ def mark_observations(
 ) -> tuple[list[Item], dict[str, str]]:
     """For text-only agents: mark environment output sent back as a user message.
 
-    Every user item after the first assistant item is offered to ``tool_of(assistant,
+    A session with tool calls anywhere is not text-only: it is returned unchanged. Else
+    every user item after the first assistant item is offered to ``tool_of(assistant,
     user)`` with the assistant item before it; a tool name marks the user item as an
     observation (component ``TOOL_RESULTS``), ``None`` leaves it in the history (harness
     messages such as format-error reminders).
     """
+    if any(item.role == "tool" or item.tool_calls for item in items):
+        return list(items), {}
     out: list[Item] = []
     observations: dict[str, str] = {}
     last_assistant: Item | None = None

@@ -75,9 +75,7 @@ def read(doc: Document, name: str) -> list[Session]:
         kept.append(api_message(message))
     with converting(where):
         items = from_openai_chat(kept)
-    observations: dict[str, str] = {}
-    if not any(item.role == "tool" or item.tool_calls for item in items):
-        items, observations = mark_observations(items, _observation)
+    items, observations = mark_observations(items, _observation)
     meta = sub(data, "info")
     return [
         Session(

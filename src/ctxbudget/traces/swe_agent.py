@@ -82,10 +82,8 @@ def read(doc: Document, name: str) -> list[Session]:
         item.with_(component=Component.EXAMPLES) if i in demos else item
         for i, item in enumerate(items)
     ]
-    observations: dict[str, str] = {}
-    if not any(item.role == "tool" or item.tool_calls for item in items):
-        by_id = {item.id: actions[i] for i, item in enumerate(items)}
-        items, observations = mark_observations(items, lambda a, u: _observation(by_id, a, u))
+    by_id = {item.id: actions[i] for i, item in enumerate(items)}
+    items, observations = mark_observations(items, lambda a, u: _observation(by_id, a, u))
     return [
         Session(
             name=name,
