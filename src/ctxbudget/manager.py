@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -30,7 +31,7 @@ from ctxbudget.errors import ConfigError, ContextOverflow, UsageError
 from ctxbudget.handoff import HandoffBrief, write_brief
 from ctxbudget.items import Component, ComponentKind, Item, ToolSpec, item_text
 from ctxbudget.ledger import LedgerSnapshot
-from ctxbudget.log import CompactionRecord, SessionLog
+from ctxbudget.log import CompactionRecord, Edit, SessionLog
 from ctxbudget.models import ModelSpec, resolve_model
 from ctxbudget.planner import CascadeOutcome, Runner, Trigger, run_cascade, trigger
 from ctxbudget.policy import Policy, preset
@@ -47,6 +48,16 @@ from ctxbudget.strategies.base import CompactionInput, Proposal, derived_kind
 from ctxbudget.strategies.clear_tool_results import ClearToolResultsConfig
 from ctxbudget.strategies.summarize import SummarizeConfig, is_summary, summary_request
 from ctxbudget.summarizers import PreSummarizer, Summarizer
+from ctxbudget.telemetry.alerts import AlertMonitor, AlertRules
+from ctxbudget.telemetry.history import MetricsHistory
+from ctxbudget.telemetry.observer import CallFacts, Decision, SessionObserver
+from ctxbudget.telemetry.signals import (
+    SignalActions,
+    Signals,
+    constraint_distance,
+    is_reminder,
+    reminder_item,
+)
 from ctxbudget.tokens.count import TokenCount
 from ctxbudget.usage import Usage
 from ctxbudget.view import View
@@ -139,6 +150,9 @@ class ContextManager:
         cache_breakpoints: bool = True,
         prompt_cache_key: str | None = None,
         clock: Callable[[], float] | None = None,
+        session_id: str | None = None,
+        alerts: AlertRules | None = None,
+        actions: SignalActions | None = None,
     ) -> None:
         """``strategies`` overrides the policy's cascade (names or strategy configs).
 
@@ -153,6 +167,12 @@ class ContextManager:
         ``horizon`` more turns (None: as many turns as the session has run, 5 to 100).
         ``cache_breakpoints`` places Anthropic ``cache_control`` marks (TTL ``cache_ttl``);
         ``prompt_cache_key`` is sent to OpenAI. ``clock`` (seconds) dates cache entries.
+
+        Telemetry: every prepared call adds a record to ``metrics`` (labelled with
+        ``session_id``, a random id by default), ``alerts`` judges them against ``alerts``
+        rules (default :class:`AlertRules`), and ``actions`` says what the manager does on its
+        own when a signal crosses a threshold (default: restate the system constraints once
+        the generation point is 150K tokens past them).
         """
         _check_settings(presummarize_at=presummarize_at, cache_ttl=cache_ttl, horizon=horizon)
         spec = _model_spec(model, context_window, max_output_tokens)
@@ -196,6 +216,9 @@ class ContextManager:
         """Billed usage of every call reported with :meth:`observe_usage`."""
         self.cost: Cost | None = ZERO
         """Their cost (USD); None once a call could not be priced."""
+        self.session_id = session_id or uuid.uuid4().hex
+        """Labels this session's metrics and alerts."""
+        self._observer = SessionObserver(self.session_id, spec.name, alerts=alerts, actions=actions)
 
     # -- what enters the context -----------------------------------------------------------
 
@@ -271,39 +294,23 @@ class ContextManager:
             raise UsageError(
                 f"unknown provider {provider!r}; expected one of {', '.join(_FORMATS)}"
             )
+        started, wall = time.perf_counter(), time.time()
         now = self._clock()
         self._turns += 1
+        reinjected = self._reinject_constraints()
         before = self.snapshot()
         allocation = self.accountant.ledger.allocation
-        limit = allocation.usable
-        if input_limit is not None:
-            if isinstance(input_limit, bool) or not isinstance(input_limit, int) or input_limit < 1:
-                raise UsageError(
-                    f"input_limit must be a positive int (tokens), got {input_limit!r}"
-                )
-            limit = min(limit, input_limit)
-        outcome = CascadeOutcome()
-        trig = trigger(
-            self.total(),
-            high=min(allocation.high_watermark, limit),
-            low=min(allocation.low_watermark, limit),
-            usable=limit,
-        )
-        deferred = ""
-        if trig is not None and self.total() <= limit:
-            economics = self._gate.judge(
-                freed=self.total() - trig.target,
-                rewritten=max(trig.target - self._fixed_tokens(), 0),
-                cached=self._cache_warm(now),
-                horizon=expected_turns(self._turns, self._horizon),
-            )
-            if not self._gate.pays(economics) and economics is not None:
-                deferred, trig = economics.describe(), None
+        limit = _input_limit(allocation.usable, input_limit)
+        early = CascadeOutcome()
+        self._narrow_knowledge(early)
+        trig, deferred = self._plan(limit, now)
         if trig is not None:
             outcome = self._cascade(trig)
         else:
             outcome = self._compact_if_pays(now)
             self._presummarize()
+        outcome.records[:0] = early.records
+        outcome.failures[:0] = early.failures
         body = self._render(provider, options)
         counted = self._verifier.count(body, fmt)
         for _ in range(_MAX_RENDER_PASSES):
@@ -331,7 +338,7 @@ class ContextManager:
             body,
             fmt,
             now=now,
-            planned=bool(outcome.records),
+            planned=bool(outcome.records or self._pending),
             boundary=self._boundary_block(fmt, body),
         )
         predicted = _predicted_usage(cache, counted.tokens)
@@ -353,6 +360,14 @@ class ContextManager:
             predicted_cost=price(predicted, self.model.prices),
             deferred=deferred,
         )
+        self._record_call(
+            self.last_report,
+            provider,
+            options=options,
+            wall=wall,
+            reinjected=reinjected,
+            started=started,
+        )
         return body
 
     def observe_usage(self, usage: Usage) -> PrepareReport:
@@ -372,7 +387,73 @@ class ContextManager:
         self.usage = self.usage + usage
         self.cost = self.cost + cost if self.cost is not None and cost is not None else None
         self.last_report = dataclasses.replace(report, billed=usage, billed_cost=cost)
+        self._observer.billed(usage, cost.total if cost is not None else None)
         return self.last_report
+
+    # -- telemetry ---------------------------------------------------------------------------
+
+    @property
+    def metrics(self) -> MetricsHistory:
+        """One :class:`~ctxbudget.telemetry.CallMetrics` per prepared call; ``subscribe`` a
+        callback (or an exporter) to receive each record as it is published."""
+        return self._observer.metrics
+
+    @property
+    def alerts(self) -> AlertMonitor:
+        """Alert state: ``active``, ``history``, and ``subscribe`` for sinks."""
+        return self._observer.alerts
+
+    def signals(self) -> Signals:
+        """Context health now: occupancy per component, constraint distance, retrieval and
+        cache hit rates, and whether compaction, re-injection or narrowing is due."""
+        observer, actions = self._observer, self._observer.actions
+        allocation = self.accountant.ledger.allocation
+        snapshot = self.snapshot()
+        occupancy = {row.component.value: row.utilization for row in snapshot.components}
+        distance = constraint_distance(self.view.items, self._counted)
+        hit_rate = observer.retrieval_hit_rate()
+        reasons: list[str] = []
+        compact = self.total() > allocation.high_watermark
+        if compact:
+            reasons.append(
+                f"over the high watermark ({self.total():,} > {allocation.high_watermark:,})"
+            )
+        history = occupancy.get(Component.HISTORY.value)
+        early = actions.compact_history_at
+        if early is not None and history is not None and history >= early:
+            compact = True
+            reasons.append(f"history at {history:.0%} of its budget (>= {early:.0%})")
+        reinject = actions.reinject_at is not None and distance > actions.reinject_at
+        if reinject:
+            reasons.append(f"constraints {distance:,} tokens back (> {actions.reinject_at:,})")
+        below = actions.narrow_knowledge_below
+        narrow = below is not None and hit_rate is not None and hit_rate < below
+        if narrow:
+            reasons.append(f"retrieval hit rate {hit_rate:.0%} (< {below:.0%})")
+        return Signals(
+            occupancy=occupancy,
+            utilization=self.total() / allocation.usable if allocation.usable else 0.0,
+            constraint_distance=distance,
+            retrieval_hit_rate=hit_rate,
+            cache_hit_rate=observer.cache_hit_rate(),
+            compact_now=compact,
+            reinject_constraints=reinject,
+            narrow_knowledge=narrow,
+            reasons=tuple(reasons),
+        )
+
+    def note_retrieval(self, retrieved: Sequence[str], used: Sequence[str]) -> None:
+        """After a response: the knowledge item ids retrieved for it and those it used.
+
+        Feeds the retrieval hit rate (``signals()``, the metrics records) and, with
+        ``actions.narrow_knowledge_below``, which knowledge items leave the view.
+        """
+        self._observer.note_retrieval(retrieved, used)
+
+    def note_routing(self, decision: Decision | Mapping[str, Any]) -> None:
+        """The routing decision for the next call (an object with ``as_dict()`` or a dict);
+        it is written into that call's metrics record so routing can be reviewed."""
+        self._observer.note_routing(decision)
 
     # -- CompactionSession (used by the planner) -------------------------------------------
 
@@ -398,6 +479,8 @@ class ContextManager:
         if taken:
             return f"inserted ids already in the session: {taken}"
         before = self.accountant.input_tokens
+        removed = {i for e in proposal.edits for i in e.remove}
+        first = next((n for n, i in enumerate(self.view.items) if i.id in removed), None)
         try:
             self.view.apply(proposal.edits)
         except UsageError as exc:
@@ -417,6 +500,9 @@ class ContextManager:
             reason=reason,
         )
         self.log.compact(record)
+        if first is not None:
+            tail = self.view.items[first:]
+            self._observer.rewrote(record, sum(self.accountant.count(i.id).tokens for i in tail))
         return record
 
     def close(self) -> None:
@@ -592,10 +678,128 @@ class ContextManager:
     def _count(self, item: Item) -> int:
         return self.accountant.counter.count_item(item).tokens
 
+    def _record_call(
+        self,
+        report: PrepareReport,
+        provider: str,
+        *,
+        options: Mapping[str, Any],
+        wall: float,
+        reinjected: bool,
+        started: float,
+    ) -> None:
+        """Hand the prepared call to telemetry: the record, then the alert rules."""
+        cost = report.predicted_cost
+        reserve = self.accountant.ledger.allocation.output_reserve
+        self._observer.prepared(
+            CallFacts(
+                turn=self._turns,
+                time=wall,
+                provider=provider,
+                snapshot=report.after,
+                input_tokens=report.input_tokens.tokens,
+                exact=report.input_tokens.exact,
+                limit=report.limit,
+                before_tokens=report.before.total.tokens,
+                records=report.records,
+                predicted=report.predicted,
+                predicted_cost=cost.input if cost is not None else None,
+                max_output_tokens=int(options.get("max_tokens", reserve)),
+                constraint_distance=constraint_distance(self.view.items, self._counted),
+                reinjected=reinjected,
+                prepare_seconds=time.perf_counter() - started,
+            )
+        )
+
+    def _counted(self, item: Item) -> int:
+        """An item of the view as the ledger counts it (no tokenization)."""
+        return self.accountant.count(item.id).tokens
+
+    def _reinject_constraints(self) -> bool:
+        """Restate the system constraints once the generation point drifted past the
+        threshold; the earlier restatement leaves the view (it stays in the log)."""
+        actions = self._observer.actions
+        if actions.reinject_at is None:
+            return False
+        if constraint_distance(self.view.items, self._counted) <= actions.reinject_at:
+            return False
+        item = reminder_item(self.view.items, len(self.log), actions.reminder_chars)
+        if item is None or item.id in self.log:
+            return False
+        old = [i.id for i in self.view.items if is_reminder(i)]
+        self._add(item)
+        if old:
+            record = self.apply(
+                "reinject",
+                Proposal(edits=(Edit(kind="reinject", remove=tuple(old), note="restated"),)),
+                "constraints restated at the generation point",
+            )
+            if not isinstance(record, str):
+                self._pending.append(record)
+        return True
+
+    def _narrow_knowledge(self, outcome: CascadeOutcome) -> None:
+        """Take retrieved knowledge no answer used out of the view while the hit rate is low."""
+        below = self._observer.actions.narrow_knowledge_below
+        rate = self._observer.retrieval_hit_rate()
+        if below is None or rate is None or rate >= below:
+            return
+        unused = self._observer.unused_knowledge()
+        ids = tuple(
+            i.id for i in self.view.items if i.component is Component.KNOWLEDGE and i.id in unused
+        )
+        if not ids:
+            return
+        record = self.apply(
+            "narrow_knowledge",
+            Proposal(edits=(Edit(kind="hide", remove=ids, note="retrieved, never used"),)),
+            f"retrieval hit rate {rate:.0%} < {below:.0%}",
+        )
+        if isinstance(record, str):
+            outcome.failures.append(f"narrow_knowledge: {record}")
+        else:
+            outcome.records.append(record)
+
+    def _plan(self, limit: int, now: float) -> tuple[Trigger | None, str]:
+        """Whether to compact now (the trigger) and, if it would not pay, why it waits."""
+        allocation = self.accountant.ledger.allocation
+        trig = trigger(
+            self.total(),
+            high=min(allocation.high_watermark, limit),
+            low=min(allocation.low_watermark, limit),
+            usable=limit,
+        ) or self._history_trigger(limit)
+        if trig is None or self.total() > limit:
+            return trig, ""
+        economics = self._gate.judge(
+            freed=self.total() - trig.target,
+            rewritten=max(trig.target - self._fixed_tokens(), 0),
+            cached=self._cache_warm(now),
+            horizon=expected_turns(self._turns, self._horizon),
+        )
+        if not self._gate.pays(economics) and economics is not None:
+            return None, economics.describe()
+        return trig, ""
+
+    def _history_trigger(self, limit: int) -> Trigger | None:
+        """Compact early when history passes ``actions.compact_history_at`` of its budget."""
+        share = self._observer.actions.compact_history_at
+        row = self.snapshot().row(Component.HISTORY)
+        if share is None or not row.budget or row.used < share * row.budget:
+            return None
+        allocation = self.accountant.ledger.allocation
+        keep = share * allocation.low_watermark / max(allocation.high_watermark, 1)
+        excess = row.used - int(keep * row.budget)
+        return Trigger(
+            f"history at {row.used / row.budget:.0%} of its {row.budget:,}-token budget",
+            target=max(self.total() - excess, 0),
+            limit=limit,
+        )
+
     def _add(self, item: Item) -> None:
         self.log.append(item)
         self.view.append(item)
-        self.accountant.add(item)
+        self._observer.appended(self.accountant.add(item).tokens)
 
     def _truncate_at_door(self, item: Item) -> None:
         if self._door is None:
@@ -709,6 +913,15 @@ def _model_spec(
             max_output_tokens=max_output_tokens or model.max_output_tokens,
         )
     return resolve_model(model, context_window=context_window, max_output_tokens=max_output_tokens)
+
+
+def _input_limit(usable: int, input_limit: int | None) -> int:
+    """The most input tokens this request may have: the usable window, or less."""
+    if input_limit is None:
+        return usable
+    if isinstance(input_limit, bool) or not isinstance(input_limit, int) or input_limit < 1:
+        raise UsageError(f"input_limit must be a positive int (tokens), got {input_limit!r}")
+    return min(usable, input_limit)
 
 
 def _predicted_usage(cache: RequestCache, input_tokens: int) -> Usage:
