@@ -50,7 +50,7 @@ def record(turn: int, utilization: float, **changes: Any) -> CallMetrics:
         compactions=(),
         predicted=None,
         predicted_cost=None,
-        logged_tokens=0,
+        compacted_tokens=0,
         constraint_distance=0,
         retrieval_hit_rate=None,
     )
@@ -117,7 +117,7 @@ def test_compaction_is_recorded_with_freed_and_rewritten_tokens() -> None:
     last = mgr.metrics.last
     assert last is not None
     assert last.compression_ratio > 1.0
-    assert last.logged_tokens > last.input_tokens
+    assert last.compacted_tokens == sum(c.freed for r in mgr.metrics for c in r.compactions)
 
 
 def test_estimated_counts_are_labelled_estimate() -> None:

@@ -799,7 +799,7 @@ class ContextManager:
     def _add(self, item: Item) -> None:
         self.log.append(item)
         self.view.append(item)
-        self._observer.appended(self.accountant.add(item).tokens)
+        self.accountant.add(item)
 
     def _truncate_at_door(self, item: Item) -> None:
         if self._door is None:

@@ -22,7 +22,7 @@ app = typer.Typer(
 
 def _register() -> None:
     """Import the command modules so they attach their commands to ``app``."""
-    for module in ("analyze", "count", "demo", "simulate"):
+    for module in ("analyze", "count", "demo", "simulate", "watch"):
         importlib.import_module(f"ctxbudget.cli.{module}")
 
 

@@ -68,8 +68,8 @@ class SessionObserver:
         self.metrics = MetricsHistory()
         self.alerts = AlertMonitor(alerts)
         self.actions = actions or SignalActions()
-        self.logged_tokens = 0
-        """Tokens of every item ever appended, at full size."""
+        self.compacted_tokens = 0
+        """Tokens compaction took out of the view so far, net of what it inserted."""
         self.retrieval: list[RetrievalTurn] = []
         self._rewritten: dict[int, int] = {}
         self._routing: dict[str, Any] | None = None
@@ -77,10 +77,6 @@ class SessionObserver:
         """The session's cost so far: billed where known, else predicted input (USD)."""
 
     # -- inputs ---------------------------------------------------------------------------
-
-    def appended(self, tokens: int) -> None:
-        """An item of ``tokens`` entered the session."""
-        self.logged_tokens += tokens
 
     def rewrote(self, record: CompactionRecord, tokens: int) -> None:
         """``record`` changed the view ``tokens`` before its end: that prefix is written again."""
@@ -133,6 +129,7 @@ class SessionObserver:
     def prepared(self, facts: CallFacts) -> CallMetrics:
         """Publish the record of a call just prepared, and judge the alerts."""
         kinds = {row.component: row.kind.value for row in facts.snapshot.components}
+        self.compacted_tokens += sum(r.freed for r in facts.records)
         record = CallMetrics(
             session_id=self.session_id,
             turn=facts.turn,
@@ -165,7 +162,7 @@ class SessionObserver:
             predicted=facts.predicted,
             predicted_cost=facts.predicted_cost,
             max_output_tokens=facts.max_output_tokens,
-            logged_tokens=self.logged_tokens,
+            compacted_tokens=self.compacted_tokens,
             constraint_distance=facts.constraint_distance,
             retrieval_hit_rate=self.retrieval_hit_rate(),
             reinjected=facts.reinjected,

@@ -91,8 +91,9 @@ class CallMetrics:
     """Its cost (USD)."""
     max_output_tokens: int = 0
     """Output tokens reserved for the reply (tokens)."""
-    logged_tokens: int
-    """Tokens of everything ever appended to the session, at full size (tokens)."""
+    compacted_tokens: int
+    """Tokens compaction has taken out of the view so far this session, net of what it put
+    in (tokens): the request would be this much larger without it."""
     constraint_distance: int
     """Tokens between the end of the system constraints (or their latest re-injection) and
     the generation point (tokens)."""
@@ -136,8 +137,10 @@ class CallMetrics:
 
     @property
     def compression_ratio(self) -> float:
-        """Tokens ever appended over tokens in the prepared request (1.0: nothing compacted)."""
-        return self.logged_tokens / self.input_tokens if self.input_tokens else 1.0
+        """Uncompacted over prepared input tokens (1.0: nothing compacted)."""
+        if not self.input_tokens:
+            return 1.0
+        return (self.input_tokens + self.compacted_tokens) / self.input_tokens
 
     @property
     def pruned(self) -> bool:
@@ -190,6 +193,7 @@ class CallMetrics:
             "billed_cost_usd": _money(self.billed_cost),
             "cost_usd": _money(self.cost),
             "cache_hit_rate": _ratio(self.cache_hit_rate),
+            "compacted_tokens": self.compacted_tokens,
             "compression_ratio": round(self.compression_ratio, 6),
             "constraint_distance": self.constraint_distance,
             "retrieval_hit_rate": _ratio(self.retrieval_hit_rate),
