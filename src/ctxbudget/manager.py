@@ -218,6 +218,8 @@ class ContextManager:
         """Their cost (USD); None once a call could not be priced."""
         self.session_id = session_id or uuid.uuid4().hex
         """Labels this session's metrics and alerts."""
+        self._distance: int | None = 0
+        """Tokens since the system constraints were last stated (None: recount)."""
         self._observer = SessionObserver(self.session_id, spec.name, alerts=alerts, actions=actions)
 
     # -- what enters the context -----------------------------------------------------------
@@ -383,6 +385,8 @@ class ContextManager:
         if report.billed is not None:
             raise UsageError("this request's usage was already observed; prepare() the next one")
         self.accountant.observe_billed(usage.input_tokens)
+        if self.accountant.calibration is not None:
+            self._distance = None  # estimated counts were re-scaled
         cost = price(usage, self.model.prices)
         self.usage = self.usage + usage
         self.cost = self.cost + cost if self.cost is not None and cost is not None else None
@@ -410,7 +414,7 @@ class ContextManager:
         allocation = self.accountant.ledger.allocation
         snapshot = self.snapshot()
         occupancy = {row.component.value: row.utilization for row in snapshot.components}
-        distance = constraint_distance(self.view.items, self._counted)
+        distance = self._constraint_distance()
         hit_rate = observer.retrieval_hit_rate()
         reasons: list[str] = []
         compact = self.total() > allocation.high_watermark
@@ -491,6 +495,7 @@ class ContextManager:
             for item in edit.insert:
                 self.accountant.add(item)
         after = self.accountant.input_tokens
+        self._distance = None
         record = CompactionRecord(
             strategy=strategy,
             edits=proposal.edits,
@@ -705,11 +710,18 @@ class ContextManager:
                 predicted=report.predicted,
                 predicted_cost=cost.input if cost is not None else None,
                 max_output_tokens=int(options.get("max_tokens", reserve)),
-                constraint_distance=constraint_distance(self.view.items, self._counted),
+                constraint_distance=self._constraint_distance(),
                 reinjected=reinjected,
                 prepare_seconds=time.perf_counter() - started,
             )
         )
+
+    def _constraint_distance(self) -> int:
+        """Tokens after the last system item or restatement; kept up to date on append,
+        counted again after a compaction or a recalibration."""
+        if self._distance is None:
+            self._distance = constraint_distance(self.view.items, self._counted)
+        return self._distance
 
     def _counted(self, item: Item) -> int:
         """An item of the view as the ledger counts it (no tokenization)."""
@@ -721,7 +733,7 @@ class ContextManager:
         actions = self._observer.actions
         if actions.reinject_at is None:
             return False
-        if constraint_distance(self.view.items, self._counted) <= actions.reinject_at:
+        if self._constraint_distance() <= actions.reinject_at:
             return False
         item = reminder_item(self.view.items, len(self.log), actions.reminder_chars)
         if item is None or item.id in self.log:
@@ -784,8 +796,10 @@ class ContextManager:
     def _history_trigger(self, limit: int) -> Trigger | None:
         """Compact early when history passes ``actions.compact_history_at`` of its budget."""
         share = self._observer.actions.compact_history_at
+        if share is None:
+            return None
         row = self.snapshot().row(Component.HISTORY)
-        if share is None or not row.budget or row.used < share * row.budget:
+        if not row.budget or row.used < share * row.budget:
             return None
         allocation = self.accountant.ledger.allocation
         keep = share * allocation.low_watermark / max(allocation.high_watermark, 1)
@@ -799,7 +813,11 @@ class ContextManager:
     def _add(self, item: Item) -> None:
         self.log.append(item)
         self.view.append(item)
-        self.accountant.add(item)
+        tokens = self.accountant.add(item).tokens
+        if item.role == "system" or is_reminder(item):
+            self._distance = 0
+        elif self._distance is not None:
+            self._distance += tokens
 
     def _truncate_at_door(self, item: Item) -> None:
         if self._door is None:

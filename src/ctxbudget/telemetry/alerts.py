@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from functools import partial
 from typing import Any, Literal
 
 from ctxbudget.errors import ConfigError
@@ -108,7 +109,8 @@ class _Reading:
     threshold: float
     above: bool
     """Fires when the value is above the threshold (else below)."""
-    message: str
+    message: Callable[[], str]
+    """The alert's text, formatted only when its state changes."""
     strict: bool = False
     """Fires only strictly past the threshold ("more than 20%"), not at it."""
 
@@ -155,7 +157,7 @@ class AlertMonitor:
                 state="resolved" if firing else "firing",
                 value=reading.value,
                 threshold=reading.threshold,
-                message=reading.message,
+                message=reading.message(),
                 session_id=latest.session_id,
                 turn=latest.turn,
             )
@@ -196,10 +198,7 @@ def _readings(
             value=latest.utilization,
             threshold=share,
             above=True,
-            message=(
-                f"context at {latest.utilization:.0%} of its {latest.limit:,}-token input limit "
-                f"(>= {share:.0%}); quality decays as the window fills"
-            ),
+            message=partial(_utilization_message, latest, share),
         )
         for share, level in rules.utilization
     ]
@@ -207,19 +206,14 @@ def _readings(
     full = len(recent) == rules.window
     if rules.pruning_rate is not None and full:
         pruned = sum(1 for r in recent if r.pruned)
-        rate = pruned / len(recent)
         out.append(
             _Reading(
                 name="pruning_frequency",
                 level="warning",
-                value=rate,
+                value=pruned / len(recent),
                 threshold=rules.pruning_rate,
                 above=True,
-                message=(
-                    f"compaction ran on {pruned} of the last {len(recent)} turns "
-                    f"({rate:.0%} > {rules.pruning_rate:.0%}); the window or the budgets are "
-                    "too small for this agent, or tool outputs are too large"
-                ),
+                message=partial(_pruning_message, pruned, len(recent), rules.pruning_rate),
                 strict=True,
             )
         )
@@ -227,18 +221,15 @@ def _readings(
         usages = [r.usage for r in recent]
         total = sum(u.input_tokens for u in usages if u is not None)
         if total:
-            rate = sum(u.cache_read_tokens for u in usages if u is not None) / total
+            hit = sum(u.cache_read_tokens for u in usages if u is not None) / total
             out.append(
                 _Reading(
                     name="cache_hit_rate",
                     level="warning",
-                    value=rate,
+                    value=hit,
                     threshold=rules.cache_hit_rate,
                     above=False,
-                    message=(
-                        f"cache served {rate:.0%} of the input over the last {len(recent)} turns "
-                        f"(< {rules.cache_hit_rate:.0%}); the prefix keeps changing"
-                    ),
+                    message=partial(_cache_message, hit, len(recent), rules.cache_hit_rate),
                 )
             )
     if rules.session_cost is not None and spent is not None:
@@ -250,11 +241,37 @@ def _readings(
                 value=float(spent),
                 threshold=float(limit),
                 above=True,
-                message=f"session cost ${spent:.4f} passed its ${limit:.4f} limit",
+                message=partial(_cost_message, spent, limit),
                 strict=True,
             )
         )
     return out
+
+
+def _utilization_message(latest: CallMetrics, share: float) -> str:
+    return (
+        f"context at {latest.utilization:.0%} of its {latest.limit:,}-token input limit "
+        f"(>= {share:.0%}); quality decays as the window fills"
+    )
+
+
+def _pruning_message(pruned: int, turns: int, share: float) -> str:
+    return (
+        f"compaction ran on {pruned} of the last {turns} turns ({pruned / turns:.0%} > "
+        f"{share:.0%}); the window or the budgets are too small for this agent, or tool "
+        "outputs are too large"
+    )
+
+
+def _cache_message(hit: float, turns: int, share: float) -> str:
+    return (
+        f"cache served {hit:.0%} of the input over the last {turns} turns "
+        f"(< {share:.0%}); the prefix keeps changing"
+    )
+
+
+def _cost_message(spent: Decimal, limit: Decimal) -> str:
+    return f"session cost ${spent:.4f} passed its ${limit:.4f} limit"
 
 
 def _usd(value: Decimal | float | str) -> Decimal:
