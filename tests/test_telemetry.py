@@ -345,3 +345,49 @@ def test_alert_sinks_get_changes_and_bad_rules_are_config_errors() -> None:
         AlertRules(utilization=((1.5, "info"),))
     with pytest.raises(ConfigError):
         AlertRules(session_cost="lots")
+
+
+def test_a_scope_following_a_route_notes_the_decision_in_the_metrics() -> None:
+    from ctxbudget.routing import KeywordRouter, Rule
+    from ctxbudget.scoping import ToolRegistry, ToolScope
+
+    mgr = ContextManager("gpt-4o", session_id="routed")
+    mgr.append({"role": "user", "content": "Refund my ticket, please."})
+    router = KeywordRouter(
+        [Rule(name="refund", keywords=("refund",), domains=("policy",), tool_groups=("pay",))],
+        default_groups=("pay",),
+    )
+    registry = ToolRegistry.build(
+        [{"type": "function", "function": {"name": "pay", "parameters": {"type": "object"}}}],
+        groups={"pay": ["pay"]},
+        phases={"pay": ["pay"]},
+    )
+    scope = ToolScope(registry, mode="cache_stable")
+    decision = router.route("Refund my ticket, please.")
+    scope.follow(decision, manager=mgr)
+    mgr.prepare()
+    rec = mgr.metrics.last
+    assert rec is not None
+    assert rec.routing == decision.as_dict()
+    assert rec.as_dict()["routing"]["method"] == decision.method
+
+
+def test_mark_used_with_the_manager_reports_knowledge_item_ids() -> None:
+    from ctxbudget.retrieval import BM25Index, BudgetedRetriever, Document
+
+    index = BM25Index(
+        [
+            Document(id="refunds", text="Refunds go back to the original payment in 7 days."),
+            Document(id="bags", text="Each passenger may check two bags of 23 kilograms."),
+        ]
+    )
+    retriever = BudgetedRetriever(index, candidates=5)
+    mgr = ContextManager("gpt-4o")
+    mgr.append({"role": "user", "content": "How do refunds and bags work?"})
+    retrieval = retriever.retrieve(mgr, "refunds bags")
+    mgr.prepare()
+    mgr.append({"role": "assistant", "content": "Refunds take 7 days."})
+    retriever.mark_used("Refunds take 7 days.", cited=["refunds"], manager=mgr)
+    assert mgr.signals().retrieval_hit_rate == pytest.approx(0.5)
+    used_item = retrieval.item_ids[retrieval.ids.index("refunds")]
+    assert mgr.recall(used_item).component is Component.KNOWLEDGE

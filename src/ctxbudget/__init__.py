@@ -35,6 +35,11 @@ from ctxbudget.ledger import ComponentUsage, Ledger, LedgerSnapshot
 from ctxbudget.manager import ContextManager, PrepareReport
 from ctxbudget.models import ModelSpec, Prices, list_models, resolve_model
 from ctxbudget.policy import Allocation, Amount, ComponentBudget, Policy, preset
+from ctxbudget.retrieval import BM25Index, BudgetedRetriever
+from ctxbudget.routing import KeywordRouter
+from ctxbudget.scoping import ToolRegistry, ToolScope
+from ctxbudget.skills import SkillLibrary
+from ctxbudget.telemetry import AlertRules, CallMetrics, SignalActions
 from ctxbudget.tokens.calibration import Calibrator
 from ctxbudget.tokens.count import TokenCount
 from ctxbudget.tokens.counter import TokenCounter
@@ -44,12 +49,16 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Accountant",
+    "AlertRules",
     "Allocation",
     "Amount",
+    "BM25Index",
     "BudgetExceeded",
+    "BudgetedRetriever",
     "CacheBust",
     "CacheBustWarning",
     "Calibrator",
+    "CallMetrics",
     "Component",
     "ComponentBudget",
     "ComponentKind",
@@ -63,6 +72,7 @@ __all__ = [
     "DocumentPart",
     "ImagePart",
     "Item",
+    "KeywordRouter",
     "Ledger",
     "LedgerSnapshot",
     "ModelSpec",
@@ -73,13 +83,17 @@ __all__ = [
     "ProviderError",
     "ReasoningPart",
     "Request",
+    "SignalActions",
+    "SkillLibrary",
     "StorageError",
     "TextPart",
     "TokenCount",
     "TokenCounter",
     "TokenizerError",
     "ToolCallPart",
+    "ToolRegistry",
     "ToolResultPart",
+    "ToolScope",
     "ToolSpec",
     "TraceError",
     "UnknownModelError",

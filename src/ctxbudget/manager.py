@@ -218,16 +218,25 @@ class ContextManager:
         """Their cost (USD); None once a call could not be priced."""
         self.session_id = session_id or uuid.uuid4().hex
         """Labels this session's metrics and alerts."""
+        self._tools_planned = False
+        """The tool list changed on purpose since the last prepare (not a cache bust)."""
         self._distance: int | None = 0
         """Tokens since the system constraints were last stated (None: recount)."""
         self._observer = SessionObserver(self.session_id, spec.name, alerts=alerts, actions=actions)
 
     # -- what enters the context -----------------------------------------------------------
 
-    def set_tools(self, tools: Sequence[Mapping[str, Any] | ToolSpec]) -> TokenCount:
-        """Offer tool schemas (OpenAI or Anthropic format, or ``ToolSpec``); returns their cost."""
+    def set_tools(
+        self, tools: Sequence[Mapping[str, Any] | ToolSpec], *, planned: bool = False
+    ) -> TokenCount:
+        """Offer tool schemas (OpenAI or Anthropic format, or ``ToolSpec``); returns their cost.
+
+        ``planned``: a deliberate change whose rewrite was priced (tool scoping in remove
+        mode): the next ``prepare`` reports its prefix change as planned, not as a cache bust.
+        """
         specs = _read_tools(tools)
         self.log.set_tools(tuple(specs))
+        self._tools_planned = self._tools_planned or planned
         return self.accountant.set_tools(specs)
 
     def set_system(self, text: str) -> Item:
@@ -340,10 +349,11 @@ class ContextManager:
             body,
             fmt,
             now=now,
-            planned=bool(outcome.records or self._pending),
+            planned=bool(outcome.records or self._pending or self._tools_planned),
             boundary=self._boundary_block(fmt, body),
         )
         predicted = _predicted_usage(cache, counted.tokens)
+        self._tools_planned = False
         self._sent = self.total()
         paths = self._write_brief(outcome.brief) if outcome.brief is not None else ()
         records = (*self._pending, *outcome.records)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.table import Table
 
 from ctxbudget.accounting import Accountant
 from ctxbudget.cli import app
@@ -16,6 +18,7 @@ from ctxbudget.cli._output import console, print_json
 from ctxbudget.convert.request import Format, Request, read_request
 from ctxbudget.errors import UsageError
 from ctxbudget.models import ModelSpec, resolve_model
+from ctxbudget.scoping.costs import ToolCosts, tool_costs
 
 __all__ = ["count"]
 
@@ -73,12 +76,16 @@ def count(
     context_window: Annotated[int | None, typer.Option(help="Override the window.")] = None,
     max_output: Annotated[int | None, typer.Option(help="Override the max output.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
+    tools: Annotated[
+        bool, typer.Option("--tools", help="Also show what each tool schema costs.")
+    ] = False,
 ) -> None:
     """Count a request's input tokens per component (exact, or marked estimate)."""
     body = read_body(source)
     request = read_request(body, format=_format(fmt))
     spec = pick_model(model, request, context_window, max_output)
     accountant = account_request(request, spec, policy)
+    costs = tool_costs(accountant.counter, request.tools, spec.prices) if tools else None
     snapshot = accountant.snapshot()
     total = accountant.input_tokens
     if as_json:
@@ -90,12 +97,59 @@ def count(
                 "exact": total.exact,
                 "tools_tokens": accountant.count("tools").tokens,
                 "ledger": snapshot.to_dict(),
+                **({"tools": _costs_json(costs)} if costs is not None else {}),
             }
         )
         return
     out = console()
     out.print(breakdown_table(snapshot, f"{spec.name} · {request.format} · policy {policy}"))
     out.print(f"input tokens billed: [bold]{tokens_label(total.tokens, total.exact)}[/]")
+    if costs is not None:
+        out.print(_costs_table(costs, spec.name))
+
+
+def _usd(value: Decimal | None) -> str:
+    return "unpriced" if value is None else f"${value:.6f}"
+
+
+def _costs_table(costs: ToolCosts, model: str) -> Table:
+    """One row per tool: tokens (estimate-labelled), share, dollars per request."""
+    table = Table(title=f"tool schemas · {model} · per request", title_justify="left")
+    for header in ("tool", "tokens", "share", "input $", "cached $"):
+        table.add_column(header, justify="left" if header == "tool" else "right")
+    whole = max(costs.total.tokens, 1)
+    for row in sorted(costs.tools, key=lambda r: (-r.tokens.tokens, r.name)):
+        table.add_row(
+            row.name,
+            row.tokens.label,
+            f"{row.tokens.tokens / whole:.1%}",
+            _usd(row.input_usd),
+            _usd(row.cached_usd),
+        )
+    table.add_row("(block overhead)", costs.overhead.label, "", "", "")
+    table.add_row("all tools", costs.total.label, "100.0%", "", "")
+    return table
+
+
+def _costs_json(costs: ToolCosts) -> dict[str, Any]:
+    def usd(value: Decimal | None) -> str | None:
+        return None if value is None else str(value)
+
+    return {
+        "total_tokens": costs.total.tokens,
+        "exact": costs.total.exact,
+        "overhead_tokens": costs.overhead.tokens,
+        "per_tool": [
+            {
+                "name": r.name,
+                "tokens": r.tokens.tokens,
+                "exact": r.tokens.exact,
+                "input_usd": usd(r.input_usd),
+                "cached_usd": usd(r.cached_usd),
+            }
+            for r in costs.tools
+        ],
+    }
 
 
 def _format(value: str | None) -> Format | None:
