@@ -166,8 +166,10 @@ def test_reads_are_real_package_text(session: DemoSession) -> None:
             for row in out.splitlines()[:-1]:  # the last line says which lines these are
                 number, text = row.split("\t", 1)
                 assert lines[int(number) - 1] == text, (path, number)
+    # The script follows the package's own source, so these counts move as the tree grows
+    # (12 regions before the scoping packages, 11 after): the floors say "both kinds, often".
     assert whole >= 25
-    assert regions >= 12
+    assert regions >= 10
 
 
 def test_failing_tests_show_real_tracebacks(session: DemoSession) -> None:

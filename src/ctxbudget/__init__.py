@@ -39,6 +39,8 @@ from ctxbudget.retrieval import BM25Index, BudgetedRetriever
 from ctxbudget.routing import KeywordRouter
 from ctxbudget.scoping import ToolRegistry, ToolScope
 from ctxbudget.skills import SkillLibrary
+from ctxbudget.spend import Limit, SpendGuard, Tags, open_ledger
+from ctxbudget.store import LogConflict, SessionStore, open_store
 from ctxbudget.telemetry import AlertRules, CallMetrics, SignalActions
 from ctxbudget.tokens.calibration import Calibrator
 from ctxbudget.tokens.count import TokenCount
@@ -75,6 +77,8 @@ __all__ = [
     "KeywordRouter",
     "Ledger",
     "LedgerSnapshot",
+    "Limit",
+    "LogConflict",
     "ModelSpec",
     "Policy",
     "PolicyError",
@@ -83,9 +87,12 @@ __all__ = [
     "ProviderError",
     "ReasoningPart",
     "Request",
+    "SessionStore",
     "SignalActions",
     "SkillLibrary",
+    "SpendGuard",
     "StorageError",
+    "Tags",
     "TextPart",
     "TokenCount",
     "TokenCounter",
@@ -101,6 +108,8 @@ __all__ = [
     "UsageError",
     "__version__",
     "list_models",
+    "open_ledger",
+    "open_store",
     "preset",
     "price",
     "read_request",

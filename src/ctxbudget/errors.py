@@ -22,6 +22,8 @@ apart from run-time conditions.
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 __all__ = [
     "BudgetExceeded",
     "ConfigError",
@@ -116,7 +118,35 @@ class ContextOverflow(CtxBudgetError):
 
 
 class BudgetExceeded(CtxBudgetError):
-    """A spend limit would be crossed by the next call."""
+    """A spend limit would be crossed by the next call; nothing was reserved or sent.
+
+    ``scope``/``key``/``period`` name the limit, ``unit`` is ``"usd"`` or ``"tokens"``;
+    ``limit``, ``spent`` (settled), ``reserved`` (calls in flight) and ``requested`` (this
+    call's projection) are in that unit (Decimal dollars, or int tokens).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        scope: str | None = None,
+        key: str | None = None,
+        period: str | None = None,
+        unit: str = "usd",
+        limit: Decimal | int | None = None,
+        spent: Decimal | int | None = None,
+        reserved: Decimal | int | None = None,
+        requested: Decimal | int | None = None,
+    ) -> None:
+        self.scope = scope
+        self.key = key
+        self.period = period
+        self.unit = unit
+        self.limit = limit
+        self.spent = spent
+        self.reserved = reserved
+        self.requested = requested
+        super().__init__(message)
 
 
 class ProviderError(CtxBudgetError):
@@ -124,4 +154,8 @@ class ProviderError(CtxBudgetError):
 
 
 class StorageError(CtxBudgetError):
-    """A session or spend store failed."""
+    """A session or spend store failed; ``backend`` names which kind when known."""
+
+    def __init__(self, message: str, *, backend: str | None = None) -> None:
+        self.backend = backend
+        super().__init__(message)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ctxbudget.accounting import Accountant
 from ctxbudget.cache.rules import Ttl, cache_rules
@@ -58,6 +58,9 @@ from ctxbudget.telemetry.signals import (
 from ctxbudget.tokens.count import TokenCount
 from ctxbudget.usage import Usage
 from ctxbudget.view import View
+
+if TYPE_CHECKING:
+    from ctxbudget.store.base import SessionStore
 
 __all__ = ["ContextManager", "PrepareReport"]
 
@@ -221,6 +224,26 @@ class ContextManager(ContextHealth):
         """Tokens since the system constraints were last stated (None: recount)."""
         self._observer = SessionObserver(self.session_id, spec.name, alerts=alerts, actions=actions)
 
+    @classmethod
+    def open(
+        cls,
+        session_id: str,
+        store: SessionStore | str | None = None,
+        model: str | ModelSpec | None = None,
+        **settings: Any,
+    ) -> ContextManager:
+        """Resume session ``session_id`` from ``store`` (or start it), writing through to it.
+
+        The stored events are replayed, so the next ``prepare()`` returns the bytes the
+        original process would have sent. ``store`` is a store or a URL (None:
+        ``$CTXBUDGET_STORE``, else ``.ctxbudget/ctxbudget.db``); ``model`` defaults to the
+        one the session was recorded with; ``settings`` are the constructor's and must be
+        those the session was recorded with.
+        """
+        from ctxbudget.store.resume import open_session
+
+        return open_session(session_id, store, model, **settings)
+
     # -- what enters the context -----------------------------------------------------------
 
     def set_tools(
@@ -304,6 +327,7 @@ class ContextManager(ContextHealth):
             )
         started, wall = time.perf_counter(), time.time()
         now = self._clock()
+        self.log.prepared(provider, now=now, input_limit=input_limit, options=options)
         self._turns += 1
         reinjected = self._reinject_constraints()
         before = self.snapshot()
@@ -391,6 +415,7 @@ class ContextManager(ContextHealth):
             raise UsageError("observe_usage() needs a prepared request: call prepare() first")
         if report.billed is not None:
             raise UsageError("this request's usage was already observed; prepare() the next one")
+        self.log.observed(usage)
         self.accountant.observe_billed(usage.input_tokens)
         if self.accountant.calibration is not None:
             self._distance = None  # estimated counts were re-scaled

@@ -22,7 +22,7 @@ app = typer.Typer(
 
 def _register() -> None:
     """Import the command modules so they attach their commands to ``app``."""
-    for module in ("analyze", "count", "demo", "simulate", "watch"):
+    for module in ("analyze", "count", "demo", "sessions", "simulate", "spend", "watch"):
         importlib.import_module(f"ctxbudget.cli.{module}")
 
 

@@ -1,0 +1,100 @@
+"""Numbered, append-only schema migrations, recorded in a table.
+
+Each backend has its list; a store applies, in order and in one transaction each, every
+migration whose number is not yet in ``ctxbudget_migrations``. Never edit a migration that
+shipped: add the next number. Money is stored as integer nano-dollars (1e-9 USD), exact in
+SQL and in Redis' Lua.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["MIGRATIONS_TABLE", "POSTGRES", "REDIS", "SQLITE", "Migration", "latest"]
+
+MIGRATIONS_TABLE = "ctxbudget_migrations"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Migration:
+    """One schema step."""
+
+    version: int
+    """Its number (1, 2, ...), applied in order."""
+    name: str
+    """What it does, in a few words."""
+    statements: tuple[str, ...]
+    """SQL statements (none for Redis, which has no schema; the step is still recorded)."""
+
+
+def _sessions(real: str, big: str) -> tuple[str, ...]:
+    return (
+        f"""CREATE TABLE ctxbudget_sessions (
+            id TEXT PRIMARY KEY,
+            length {big} NOT NULL DEFAULT 0,
+            meta TEXT NOT NULL,
+            created {real} NOT NULL,
+            updated {real} NOT NULL)""",
+        f"""CREATE TABLE ctxbudget_events (
+            session_id TEXT NOT NULL REFERENCES ctxbudget_sessions (id),
+            seq {big} NOT NULL,
+            kind TEXT NOT NULL,
+            body TEXT NOT NULL,
+            PRIMARY KEY (session_id, seq))""",
+        "CREATE INDEX ctxbudget_sessions_updated ON ctxbudget_sessions (updated)",
+    )
+
+
+def _spend(real: str, big: str) -> tuple[str, ...]:
+    return (
+        f"""CREATE TABLE ctxbudget_spend_limits (
+            scope TEXT NOT NULL,
+            key TEXT NOT NULL,
+            period TEXT NOT NULL,
+            usd_nanos {big},
+            tokens {big},
+            action TEXT NOT NULL,
+            fallback_model TEXT,
+            PRIMARY KEY (scope, key, period))""",
+        f"""CREATE TABLE ctxbudget_spend_buckets (
+            scope TEXT NOT NULL,
+            key TEXT NOT NULL,
+            period TEXT NOT NULL,
+            bucket TEXT NOT NULL,
+            spent_nanos {big} NOT NULL DEFAULT 0,
+            reserved_nanos {big} NOT NULL DEFAULT 0,
+            spent_tokens {big} NOT NULL DEFAULT 0,
+            reserved_tokens {big} NOT NULL DEFAULT 0,
+            calls {big} NOT NULL DEFAULT 0,
+            PRIMARY KEY (scope, key, period, bucket))""",
+        f"""CREATE TABLE ctxbudget_spend_reservations (
+            id TEXT PRIMARY KEY,
+            created {real} NOT NULL,
+            state TEXT NOT NULL,
+            model TEXT NOT NULL,
+            buckets TEXT NOT NULL,
+            reserved_nanos {big} NOT NULL,
+            reserved_tokens {big} NOT NULL,
+            billed_nanos {big},
+            billed_tokens {big},
+            settled {real})""",
+    )
+
+
+SQLITE: tuple[Migration, ...] = (
+    Migration(version=1, name="session logs", statements=_sessions("REAL", "INTEGER")),
+    Migration(version=2, name="spend ledger", statements=_spend("REAL", "INTEGER")),
+)
+POSTGRES: tuple[Migration, ...] = (
+    Migration(version=1, name="session logs", statements=_sessions("DOUBLE PRECISION", "BIGINT")),
+    Migration(version=2, name="spend ledger", statements=_spend("DOUBLE PRECISION", "BIGINT")),
+)
+REDIS: tuple[Migration, ...] = (
+    Migration(version=1, name="session logs", statements=()),
+    Migration(version=2, name="spend ledger", statements=()),
+)
+
+
+def latest(migrations: tuple[Migration, ...]) -> int:
+    """The number of the last migration."""
+    return migrations[-1].version
