@@ -28,11 +28,13 @@ from ctxbudget.integrations.apis import (
     retry_after,
 )
 from ctxbudget.integrations.history import HistorySync
+from ctxbudget.integrations.spending import CallSpend
 from ctxbudget.integrations.streams import AsyncManagedStream, ManagedStream
 from ctxbudget.usage import Usage
 
 if TYPE_CHECKING:
     from ctxbudget.manager import ContextManager
+    from ctxbudget.spend.guard import SpendGuard
 
 __all__ = ["RetryPolicy", "wrap"]
 
@@ -82,13 +84,19 @@ class _Managed:
     """One wrapped API method bound to one manager."""
 
     def __init__(
-        self, manager: ContextManager, adapter: Adapter, create: Any, policy: RetryPolicy
+        self,
+        manager: ContextManager,
+        adapter: Adapter,
+        create: Any,
+        policy: RetryPolicy,
+        spend: SpendGuard | None = None,
     ) -> None:
         self.manager = manager
         self.adapter = adapter
         self.create = create
         self.policy = policy
         self.history = HistorySync(manager, adapter.format)
+        self.spend = CallSpend(spend, manager) if spend is not None else None
 
     def drive(self, kwargs: dict[str, Any]) -> Generator[_Call | _Sleep, _Outcome, Any]:
         """The managed call, as a sequence of actions for the sync or async loop."""
@@ -101,15 +109,22 @@ class _Managed:
         input_limit: int | None = None
         overflowed = False
         last: BaseException | None = None
-        for model in models:
-            attempt = 0
+        for requested in models:
+            model, attempt = requested, 0
             while True:
                 body = self.manager.prepare(
                     self.adapter.provider, input_limit=input_limit, **options, model=model
                 )
+                if self.spend is not None:
+                    cheaper = self.spend.reserve(model, options)
+                    if cheaper is not None:  # a 'switch' limit: prepare for that model
+                        model = cheaper
+                        continue
                 outcome = yield _Call(body)
                 if outcome.error is None:
                     return self._finish(outcome.response, stream, hide)
+                if self.spend is not None:
+                    self.spend.release()
                 kind = classify_error(outcome.error)
                 if kind == "overflow" and not overflowed:
                     overflowed = True
@@ -156,6 +171,8 @@ class _Managed:
         return ManagedStream(response, collector, self._record, hide)
 
     def _record(self, reply: list[dict[str, Any]], usage: Usage | None) -> None:
+        if self.spend is not None:
+            self.spend.settle(usage)
         if usage is not None:
             self.manager.observe_usage(usage)
         self.history.record_reply(reply)
@@ -216,8 +233,14 @@ class _Proxy:
         return getattr(self._target, name)
 
 
-def _method(manager: ContextManager, api: str, create: Any, policy: RetryPolicy) -> Any:
-    managed = _Managed(manager, ADAPTERS[api], create, policy)
+def _method(
+    manager: ContextManager,
+    api: str,
+    create: Any,
+    policy: RetryPolicy,
+    spend: SpendGuard | None = None,
+) -> Any:
+    managed = _Managed(manager, ADAPTERS[api], create, policy, spend)
     # the SDKs wrap async methods in a sync decorator: look underneath it too
     if inspect.iscoroutinefunction(create) or inspect.iscoroutinefunction(inspect.unwrap(create)):
         return _async_method(managed)
@@ -232,6 +255,7 @@ def wrap(
     backoff: float = 0.5,
     max_backoff: float = 20.0,
     fallback_models: Sequence[str] = (),
+    spend: SpendGuard | None = None,
 ) -> Any:
     """``client`` (openai.OpenAI / AsyncOpenAI, anthropic.Anthropic / AsyncAnthropic) managed.
 
@@ -239,6 +263,11 @@ def wrap(
     ``responses.create`` and ``messages.create`` (streaming included) go through
     ``manager``. Keep one manager per conversation. Give the SDK client ``max_retries=0``
     to let the wrapper own retries, or both will retry.
+
+    ``spend``: a :class:`~ctxbudget.spend.SpendGuard` reserves each call's projected cost
+    before it is sent (``BudgetExceeded`` when a limit refuses, nothing sent; a ``switch``
+    limit moves the call to its cheaper model), settles it with the billed cost when the
+    reply or its stream ends, and releases it when the call fails.
     """
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise UsageError(f"retries must be an int >= 0, got {retries!r}")
@@ -253,11 +282,11 @@ def wrap(
         chat = client.chat
         completions = _Proxy(
             chat.completions,
-            {"create": _method(manager, "chat", chat.completions.create, policy)},
+            {"create": _method(manager, "chat", chat.completions.create, policy, spend)},
         )
         responses = _Proxy(
             client.responses,
-            {"create": _method(manager, "responses", client.responses.create, policy)},
+            {"create": _method(manager, "responses", client.responses.create, policy, spend)},
         )
         overrides: dict[str, Any] = {
             "chat": _Proxy(chat, {"completions": completions}),
@@ -266,7 +295,7 @@ def wrap(
     elif module == "anthropic" or hasattr(client, "messages"):
         messages = _Proxy(
             client.messages,
-            {"create": _method(manager, "messages", client.messages.create, policy)},
+            {"create": _method(manager, "messages", client.messages.create, policy, spend)},
         )
         overrides = {"messages": messages}
     else:
