@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ctxbudget.accounting import Accountant
+from ctxbudget.convert.request import requested_output
 from ctxbudget.items import Component, Item
 from ctxbudget.log import CompactionRecord, Edit, SessionLog
 from ctxbudget.planner import CascadeOutcome, Trigger
@@ -142,7 +143,7 @@ class ContextHealth:
                 records=report.records,
                 predicted=report.predicted,
                 predicted_cost=cost.input if cost is not None else None,
-                max_output_tokens=int(options.get("max_tokens", reserve)),
+                max_output_tokens=requested_output(options, reserve),
                 constraint_distance=self._constraint_distance(),
                 reinjected=reinjected,
                 prepare_seconds=time.perf_counter() - started,

@@ -41,8 +41,13 @@ __all__ = [
     "has_anthropic_blocks",
     "has_anthropic_tools",
     "read_request",
+    "requested_output",
     "write_request",
 ]
+
+OUTPUT_OPTIONS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
+"""Request options that cap the output, one per API (Anthropic and legacy Chat, Chat,
+Responses)."""
 
 Format = Literal["openai_chat", "openai_responses", "anthropic"]
 """A wire format: OpenAI Chat Completions, OpenAI Responses, Anthropic Messages."""
@@ -181,3 +186,9 @@ def write_request(request: Request) -> Json:
     for key, value in request.options.items():
         body.setdefault(key, deepcopy(value))
     return body
+
+
+def requested_output(options: Mapping[str, Any], default: int) -> int:
+    """The most output tokens a request with these options asks for (``default`` when no
+    option caps it)."""
+    return next((options[k] for k in OUTPUT_OPTIONS if isinstance(options.get(k), int)), default)

@@ -9,13 +9,11 @@ sent to; a ``switch`` limit moves the call to its cheaper model once.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from ctxbudget.cost import price
-from ctxbudget.errors import ConfigError
+from ctxbudget.convert.request import requested_output
 from ctxbudget.models import Prices, resolve_model
-from ctxbudget.spend.guard import SpendGuard
+from ctxbudget.spend.guard import SpendGuard, projected_cost
 from ctxbudget.spend.ledger import Reservation, Switch
 from ctxbudget.usage import Usage
 
@@ -23,9 +21,6 @@ if TYPE_CHECKING:
     from ctxbudget.manager import ContextManager
 
 __all__ = ["CallSpend"]
-
-_OUTPUT_KEYS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
-_MILLION = Decimal(1_000_000)
 
 
 class CallSpend:
@@ -43,27 +38,16 @@ class CallSpend:
         Raises BudgetExceeded (nothing sent) when a ``refuse`` limit would be crossed, or
         when even the ``switch`` limit's cheaper model does not fit.
         """
-        prices = self._prices_of(model)
-        report = self.manager.last_report
-        predicted = report.predicted if report is not None else None
-        input_cost = price(predicted, prices) if predicted is not None else None
-        if report is None or input_cost is None or prices.output is None:
-            raise ConfigError(
-                f"spend limits need the prices of {model!r}; give the manager a ModelSpec "
-                "with prices=Prices(input=..., output=...) (USD per million tokens)"
-            )
-        out = next(
-            (int(options[k]) for k in _OUTPUT_KEYS if isinstance(options.get(k), int)),
-            self.manager.accountant.ledger.allocation.output_reserve,
-        )
-        usd = input_cost.input + Decimal(out) * prices.output / _MILLION
-        result = self.guard.reserve_amount(usd, report.input_tokens.tokens + out, model=model)
+        spec = self.manager.model if model == self.manager.model.name else resolve_model(model)
+        reserve = self.manager.accountant.ledger.allocation.output_reserve
+        usd, tokens = projected_cost(self.manager, requested_output(options, reserve), model=spec)
+        result = self.guard.reserve_amount(usd, tokens, model=model)
         if isinstance(result, Switch):
             if result.model == model:
                 crossing = result.crossing
                 raise crossing.error(crossing.limit.key)
             return result.model
-        self._held, self._prices = result, prices
+        self._held, self._prices = result, spec.prices
         return None
 
     def settle(self, usage: Usage | None) -> None:
@@ -81,11 +65,3 @@ class CallSpend:
         held, self._held = self._held, None
         if held is not None:
             self.guard.release(held)
-
-    def _prices_of(self, model: str) -> Prices:
-        spec = self.manager.model if model == self.manager.model.name else resolve_model(model)
-        if spec.prices is None:
-            raise ConfigError(
-                f"spend limits need the prices of {model!r}; the model registry has none"
-            )
-        return spec.prices

@@ -18,6 +18,7 @@ from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ctxbudget.convert.request import requested_output
 from ctxbudget.errors import UsageError
 from ctxbudget.integrations.apis import (
     ADAPTERS,
@@ -75,7 +76,6 @@ class _Outcome:
     error: BaseException | None = None
 
 
-_OUTPUT_KEYS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
 _OVERFLOW_SHRINK = 0.8
 """Share of its own count a retried request may have when the provider gave no numbers."""
 
@@ -154,10 +154,8 @@ class _Managed:
         scale = min(ours / theirs, 1.0)
         limit = int(ours * _OVERFLOW_SHRINK * scale)
         if maximum is not None:
-            output = next(
-                (options[k] for k in _OUTPUT_KEYS if isinstance(options.get(k), int)),
-                self.manager.accountant.ledger.allocation.output_reserve,
-            )
+            reserve = self.manager.accountant.ledger.allocation.output_reserve
+            output = requested_output(options, reserve)
             limit = min(limit, int((maximum - output) * 0.95))
         return max(limit, 1)
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from ctxbudget.cost import price
 from ctxbudget.errors import ConfigError, UsageError
-from ctxbudget.models import Prices
+from ctxbudget.models import ModelSpec, Prices
 from ctxbudget.spend.ledger import Reservation, SpendLedger, Switch
 from ctxbudget.spend.model import Tags, from_nanos, to_nanos
 from ctxbudget.usage import Usage
@@ -35,22 +35,29 @@ class SpendWarning(UserWarning):
 
 
 def projected_cost(
-    manager: ContextManager, max_output_tokens: int | None = None
+    manager: ContextManager,
+    max_output_tokens: int | None = None,
+    *,
+    model: ModelSpec | None = None,
 ) -> tuple[Decimal, int]:
-    """(dollars, tokens) the last prepared request may cost at most."""
+    """(dollars, tokens) the last prepared request may cost at most: its predicted input
+    (cache reads and writes included) plus ``max_output_tokens`` (default: the policy's
+    output reserve), at the prices of ``model`` (default: the manager's)."""
     report = manager.last_report
     if report is None:
         raise UsageError("a spend reservation needs a prepared request: call prepare() first")
-    prices = manager.model.prices
-    if report.predicted_cost is None or prices is None or prices.output is None:
+    spec = model or manager.model
+    prices = spec.prices
+    cost = price(report.predicted, prices) if report.predicted is not None else None
+    if cost is None or prices is None or prices.output is None:
         raise ConfigError(
-            f"spend limits need the prices of {manager.model.name!r}; pass a ModelSpec with "
+            f"spend limits need the prices of {spec.name!r}; pass a ModelSpec with "
             "prices=Prices(input=..., output=...) (USD per million tokens)"
         )
     out = max_output_tokens
     if out is None:
         out = manager.accountant.ledger.allocation.output_reserve
-    usd = report.predicted_cost.input + Decimal(out) * prices.output / _MILLION
+    usd = cost.input + Decimal(out) * prices.output / _MILLION
     return usd, report.input_tokens.tokens + out
 
 
