@@ -17,7 +17,7 @@ from functools import partial
 from typing import Any, Literal
 
 from ctxbudget.errors import ConfigError
-from ctxbudget.telemetry.record import CallMetrics
+from ctxbudget.telemetry.record import CallMetrics, cache_hit_share
 
 __all__ = ["Alert", "AlertMonitor", "AlertRules", "AlertSink", "Level"]
 
@@ -217,21 +217,18 @@ def _readings(
                 strict=True,
             )
         )
-    if rules.cache_hit_rate is not None and full:
-        usages = [r.usage for r in recent]
-        total = sum(u.input_tokens for u in usages if u is not None)
-        if total:
-            hit = sum(u.cache_read_tokens for u in usages if u is not None) / total
-            out.append(
-                _Reading(
-                    name="cache_hit_rate",
-                    level="warning",
-                    value=hit,
-                    threshold=rules.cache_hit_rate,
-                    above=False,
-                    message=partial(_cache_message, hit, len(recent), rules.cache_hit_rate),
-                )
+    hit = cache_hit_share(recent) if rules.cache_hit_rate is not None and full else None
+    if rules.cache_hit_rate is not None and hit is not None:
+        out.append(
+            _Reading(
+                name="cache_hit_rate",
+                level="warning",
+                value=hit,
+                threshold=rules.cache_hit_rate,
+                above=False,
+                message=partial(_cache_message, hit, len(recent), rules.cache_hit_rate),
             )
+        )
     if rules.session_cost is not None and spent is not None:
         limit = Decimal(rules.session_cost)
         out.append(

@@ -19,7 +19,12 @@ from ctxbudget.ledger import LedgerSnapshot
 from ctxbudget.log import CompactionRecord
 from ctxbudget.telemetry.alerts import AlertMonitor, AlertRules
 from ctxbudget.telemetry.history import MetricsHistory
-from ctxbudget.telemetry.record import CallMetrics, CompactionMetrics, ComponentMetrics
+from ctxbudget.telemetry.record import (
+    CallMetrics,
+    CompactionMetrics,
+    ComponentMetrics,
+    cache_hit_share,
+)
 from ctxbudget.telemetry.signals import RetrievalTurn, SignalActions, retrieval_hit_rate
 from ctxbudget.usage import Usage
 
@@ -112,11 +117,7 @@ class SessionObserver:
 
     def cache_hit_rate(self) -> float | None:
         """Cache-read share of the input over the signal window (billed where known)."""
-        usages = [r.usage for r in self.metrics.window(self.actions.window)]
-        total = sum(u.input_tokens for u in usages if u is not None)
-        if not total:
-            return None
-        return sum(u.cache_read_tokens for u in usages if u is not None) / total
+        return cache_hit_share(self.metrics.window(self.actions.window))
 
     def unused_knowledge(self) -> set[str]:
         """Knowledge ids retrieved within the window that no answer used."""

@@ -9,13 +9,14 @@ label next to the numbers.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
 from ctxbudget.usage import Usage
 
-__all__ = ["CallMetrics", "CompactionMetrics", "ComponentMetrics", "Stage"]
+__all__ = ["CallMetrics", "CompactionMetrics", "ComponentMetrics", "Stage", "cache_hit_share"]
 
 Stage = Literal["prepared", "billed"]
 
@@ -201,6 +202,14 @@ class CallMetrics:
             "routing": self.routing,
             "prepare_seconds": round(self.prepare_seconds, 6),
         }
+
+
+def cache_hit_share(records: Iterable[CallMetrics]) -> float | None:
+    """Cache reads over input tokens across ``records`` (billed where known, else
+    predicted); None when they have no input."""
+    usages = [r.usage for r in records if r.usage is not None]
+    total = sum(u.input_tokens for u in usages)
+    return sum(u.cache_read_tokens for u in usages) / total if total else None
 
 
 def _usage(usage: Usage | None) -> dict[str, int] | None:
