@@ -9,6 +9,7 @@ writes nothing and raises :class:`LogConflict`, so events are never lost or inte
 
 from __future__ import annotations
 
+import json
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -42,6 +43,17 @@ class SessionInfo:
     """When an event was last appended (Unix seconds)."""
     meta: Mapping[str, Any] = field(default_factory=_no_meta)
     """Settings recorded with it (``model``...), JSON values."""
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> SessionInfo:
+        """From a SQL row ``(id, length, meta JSON, created, updated)``."""
+        return cls(
+            session_id=row[0],
+            events=int(row[1]),
+            meta=json.loads(row[2]),
+            created=float(row[3]),
+            updated=float(row[4]),
+        )
 
 
 class LogConflict(StorageError):

@@ -8,9 +8,11 @@ SQL and in Redis' Lua.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["MIGRATIONS_TABLE", "POSTGRES", "REDIS", "SQLITE", "Migration", "latest"]
+__all__ = ["MIGRATIONS_TABLE", "POSTGRES", "REDIS", "SQLITE", "Migration", "apply_sql", "latest"]
 
 MIGRATIONS_TABLE = "ctxbudget_migrations"
 
@@ -98,3 +100,26 @@ REDIS: tuple[Migration, ...] = (
 def latest(migrations: tuple[Migration, ...]) -> int:
     """The number of the last migration."""
     return migrations[-1].version
+
+
+def apply_sql(
+    conn: Any, migrations: tuple[Migration, ...], *, param: str, applied_type: str
+) -> None:
+    """Apply, on a DB-API connection inside the caller's transaction, every migration not
+    yet recorded in the migrations table, and record it. ``param`` is the driver's
+    placeholder (``?`` or ``%s``); ``applied_type`` the column type of the timestamp."""
+    conn.execute(
+        f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} "
+        f"(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied {applied_type})"
+    )
+    done = {row[0] for row in conn.execute(f"SELECT version FROM {MIGRATIONS_TABLE}")}
+    for migration in migrations:
+        if migration.version in done:
+            continue
+        for statement in migration.statements:
+            conn.execute(statement)
+        conn.execute(
+            f"INSERT INTO {MIGRATIONS_TABLE} (version, name, applied) "
+            f"VALUES ({param}, {param}, {param})",
+            (migration.version, migration.name, time.time()),
+        )

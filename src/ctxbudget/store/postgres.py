@@ -26,7 +26,7 @@ from ctxbudget.store.base import (
     check_session_id,
 )
 from ctxbudget.store.events import StoredEvent
-from ctxbudget.store.migrations import MIGRATIONS_TABLE, POSTGRES, Migration
+from ctxbudget.store.migrations import MIGRATIONS_TABLE, POSTGRES, Migration, apply_sql
 
 __all__ = ["PostgresStore"]
 
@@ -80,20 +80,7 @@ class PostgresStore(SessionStore):
     def _migrate(self, migrations: tuple[Migration, ...]) -> None:
         with self.transaction() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-            conn.execute(
-                f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} "
-                "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied DOUBLE PRECISION)"
-            )
-            done = {r[0] for r in conn.execute(f"SELECT version FROM {MIGRATIONS_TABLE}")}
-            for migration in migrations:
-                if migration.version in done:
-                    continue
-                for statement in migration.statements:
-                    conn.execute(statement)
-                conn.execute(
-                    f"INSERT INTO {MIGRATIONS_TABLE} (version, name, applied) VALUES (%s, %s, %s)",
-                    (migration.version, migration.name, time.time()),
-                )
+            apply_sql(conn, migrations, param="%s", applied_type="DOUBLE PRECISION")
 
     def schema_version(self) -> int:
         with self._lock, self._translated("read"):
@@ -117,7 +104,7 @@ class PostgresStore(SessionStore):
                 "SELECT id, length, meta, created, updated FROM ctxbudget_sessions WHERE id = %s",
                 (session_id,),
             ).fetchone()
-        return _info(row) if row is not None else None
+        return SessionInfo.from_row(row) if row is not None else None
 
     def append(self, session_id: str, events: Sequence[StoredEvent]) -> None:
         first = check_batch(events)
@@ -156,7 +143,7 @@ class PostgresStore(SessionStore):
                 "SELECT id, length, meta, created, updated FROM ctxbudget_sessions "
                 "ORDER BY updated DESC, id"
             ).fetchall()
-        return [_info(row) for row in rows]
+        return [SessionInfo.from_row(row) for row in rows]
 
     def close(self) -> None:
         with self._lock:
@@ -176,13 +163,3 @@ class PostgresStore(SessionStore):
             raise StorageError(
                 f"PostgreSQL store {self.url}: {what} failed: {str(exc).strip()}"
             ) from exc
-
-
-def _info(row: tuple[Any, ...]) -> SessionInfo:
-    return SessionInfo(
-        session_id=row[0],
-        events=int(row[1]),
-        meta=json.loads(row[2]),
-        created=float(row[3]),
-        updated=float(row[4]),
-    )

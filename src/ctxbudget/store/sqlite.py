@@ -27,7 +27,7 @@ from ctxbudget.store.base import (
     check_session_id,
 )
 from ctxbudget.store.events import StoredEvent
-from ctxbudget.store.migrations import MIGRATIONS_TABLE, SQLITE, Migration
+from ctxbudget.store.migrations import MIGRATIONS_TABLE, SQLITE, Migration, apply_sql
 
 __all__ = ["SqliteStore"]
 
@@ -82,20 +82,7 @@ class SqliteStore(SessionStore):
 
     def _migrate(self, migrations: tuple[Migration, ...]) -> None:
         with self.transaction() as conn:
-            conn.execute(
-                f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} "
-                "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied REAL NOT NULL)"
-            )
-            done = {row[0] for row in conn.execute(f"SELECT version FROM {MIGRATIONS_TABLE}")}
-            for migration in migrations:
-                if migration.version in done:
-                    continue
-                for statement in migration.statements:
-                    conn.execute(statement)
-                conn.execute(
-                    f"INSERT INTO {MIGRATIONS_TABLE} (version, name, applied) VALUES (?, ?, ?)",
-                    (migration.version, migration.name, time.time()),
-                )
+            apply_sql(conn, migrations, param="?", applied_type="REAL NOT NULL")
 
     def schema_version(self) -> int:
         with self._lock, _translated(self.url, "read"):
@@ -121,7 +108,7 @@ class SqliteStore(SessionStore):
                 "SELECT id, length, meta, created, updated FROM ctxbudget_sessions WHERE id = ?",
                 (session_id,),
             ).fetchone()
-        return _info(row) if row is not None else None
+        return SessionInfo.from_row(row) if row is not None else None
 
     def append(self, session_id: str, events: Sequence[StoredEvent]) -> None:
         first = check_batch(events)
@@ -157,21 +144,11 @@ class SqliteStore(SessionStore):
                 "SELECT id, length, meta, created, updated FROM ctxbudget_sessions "
                 "ORDER BY updated DESC, id"
             ).fetchall()
-        return [_info(row) for row in rows]
+        return [SessionInfo.from_row(row) for row in rows]
 
     def close(self) -> None:
         with self._lock:
             self.connection.close()
-
-
-def _info(row: tuple[Any, ...]) -> SessionInfo:
-    return SessionInfo(
-        session_id=row[0],
-        events=int(row[1]),
-        meta=json.loads(row[2]),
-        created=float(row[3]),
-        updated=float(row[4]),
-    )
 
 
 @contextmanager
