@@ -15,7 +15,7 @@ every 30 s, so entries never expire mid-session. Policies:
 Input cost is uncached input + cache reads + cache writes (what context management
 controls; output is the same for every policy in a replay). Retention: of the references
 the agent's output at a call reuses from earlier observations, the share still in view
-(``ctxbudget.retention``). Token counts are the models' (o200k exact for OpenAI; an
+(``ctxbudget.simulate.retention``). Token counts are the models' (o200k exact for OpenAI; an
 estimate for Anthropic, the same estimate for every policy).
 
 Goals (issue 4): ctxbudget never costs more than ``none`` on any session; its input cost
@@ -35,22 +35,22 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from ctxbudget.accounting import counter_for
-from ctxbudget.baselines import full_history, mask_observations
+from ctxbudget.billing.cost import price
+from ctxbudget.billing.usage import Usage
+from ctxbudget.budget.accounting import counter_for
+from ctxbudget.budget.models import ModelSpec, resolve_model
 from ctxbudget.cache import CacheBustWarning
 from ctxbudget.cache.rules import CacheRules, cache_rules
 from ctxbudget.cache.session import SessionCache
 from ctxbudget.convert.openai_chat import from_openai_chat
 from ctxbudget.convert.request import Format
-from ctxbudget.cost import price
 from ctxbudget.errors import CtxBudgetError
-from ctxbudget.items import Item
 from ctxbudget.manager import ContextManager
-from ctxbudget.models import ModelSpec, resolve_model
 from ctxbudget.render import AnthropicRenderer, OpenAIChatRenderer
-from ctxbudget.retention import RetentionTotals, RetentionTracker, task_length
+from ctxbudget.session.items import Item
+from ctxbudget.simulate.baselines import full_history, mask_observations
+from ctxbudget.simulate.retention import RetentionTotals, RetentionTracker, task_length
 from ctxbudget.tokens.counter import TokenCounter
-from ctxbudget.usage import Usage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from _sessions import sessions_in, trace_files

@@ -21,10 +21,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ctxbudget.accounting import Accountant
+from ctxbudget.budget.accounting import Accountant
+from ctxbudget.budget.models import resolve_model
 from ctxbudget.convert.openai_chat import from_openai_chat
-from ctxbudget.items import Item, item_from_dict, item_text, item_to_dict
-from ctxbudget.models import resolve_model
+from ctxbudget.session.items import Item, item_from_dict, item_text, item_to_dict
 from ctxbudget.tokens.encodings import load_encoding
 
 TRACES = Path(__file__).resolve().parents[2] / "shared" / "traces"

@@ -35,10 +35,10 @@ from pathlib import Path
 from typing import Any
 
 from ctxbudget.cache import CacheBustWarning
-from ctxbudget.items import Item, ToolSpec, item_text
 from ctxbudget.manager import ContextManager
 from ctxbudget.routing import KeywordRouter, Rule
 from ctxbudget.scoping import ScopeMode, ToolRegistry, ToolScope, read_tool_specs
+from ctxbudget.session.items import Item, ToolSpec, item_text
 from ctxbudget.traces import Session, load_sessions
 
 TRACES = Path(__file__).resolve().parents[1].parent / "shared" / "traces" / "tau-bench-openai-chat"

@@ -21,7 +21,7 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
-from ctxbudget.models import resolve_model
+from ctxbudget.budget.models import resolve_model
 from ctxbudget.simulate import DEFAULT_POLICIES, OWN_POLICY, Simulation, simulate_session
 from ctxbudget.traces import load_sessions
 from ctxbudget.traces.session import Session

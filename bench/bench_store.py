@@ -7,7 +7,7 @@ recorded model call, then its items. Per backend:
 
 * append: each event written as its own transaction (what an acknowledged append costs),
   events per second; and each exchange written as one batch;
-* resume: ``open_session`` on the stored session (load + decode + replay of every append,
+* resume: ``ContextManager.open`` on the stored session (load + decode + replay of every append,
   prepare and compaction), median of a few runs, with the load + decode share alone.
 
 PostgreSQL and Redis run when ``CTXBUDGET_TEST_POSTGRES_URL`` / ``CTXBUDGET_TEST_REDIS_URL``
@@ -26,9 +26,9 @@ import time
 import uuid
 from pathlib import Path
 
-from ctxbudget.log import Appended, Event
 from ctxbudget.manager import ContextManager
-from ctxbudget.store import decode_event, encode_event, open_session, open_store
+from ctxbudget.session.log import Appended, Event
+from ctxbudget.store import decode_event, encode_event, open_store
 from ctxbudget.traces import load_sessions
 from ctxbudget.traces.session import Session
 
@@ -124,7 +124,7 @@ def measure(name: str, url: str, events: tuple[Event, ...], runs: int) -> None:
         resumes = []
         for _ in range(runs):
             started = time.perf_counter()
-            mgr = open_session("single", store, **SETTINGS)  # type: ignore[arg-type]
+            mgr = ContextManager.open("single", store, **SETTINGS)  # type: ignore[arg-type]
             resumes.append(time.perf_counter() - started)
             mgr.log.attach(None)
         assert mgr.log.events == events, "the resumed log differs from the written one"

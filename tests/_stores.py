@@ -124,7 +124,7 @@ def step(mgr: object, n: int, provider: str = "openai") -> bytes:
     import json
 
     from ctxbudget import ContextManager
-    from ctxbudget.usage import Usage
+    from ctxbudget.billing.usage import Usage
 
     assert isinstance(mgr, ContextManager)
     body = mgr.prepare(provider)  # type: ignore[arg-type]
@@ -154,8 +154,8 @@ def resume_step(mgr: object, total: int, *, ack: bool = False) -> None:
     With ``ack``, the log length is printed after each durable exchange.
     """
     from ctxbudget import ContextManager
-    from ctxbudget.log import Appended, Compacted, Observed, Prepared
-    from ctxbudget.usage import Usage
+    from ctxbudget.billing.usage import Usage
+    from ctxbudget.session.log import Appended, Compacted, Observed, Prepared
 
     assert isinstance(mgr, ContextManager)
     events = [e for e in mgr.log.events if not isinstance(e, Compacted)]
@@ -183,10 +183,10 @@ def writer_main() -> None:
     """A writer process: ``python -c 'import _stores; _stores.writer_main()' URL ID TOTAL``."""
     import sys
 
-    from ctxbudget.store import open_session
+    from ctxbudget import ContextManager
 
     url, session_id, total = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    mgr = open_session(session_id, url, MODEL, **SETTINGS)
+    mgr = ContextManager.open(session_id, url, MODEL, **SETTINGS)
     print(len(mgr.log), flush=True)  # what the resumed log holds
     resume_step(mgr, total, ack=True)
 
@@ -231,11 +231,12 @@ def session_worker(url: str, worker: int, count: int, start_at: float) -> int:
     """
     import time
 
-    from ctxbudget.store import LogConflict, open_session
+    from ctxbudget import ContextManager
+    from ctxbudget.store import LogConflict
 
     time.sleep(max(start_at - time.time(), 0))
     conflicts = 0
-    mgr = open_session("shared", url, MODEL, **SETTINGS)
+    mgr = ContextManager.open("shared", url, MODEL, **SETTINGS)
     for k in range(count):
         messages = exchange(1000 * (worker + 1) + k)
         time.sleep(0.01)  # the model call
@@ -246,5 +247,5 @@ def session_worker(url: str, worker: int, count: int, start_at: float) -> int:
                 break
             except LogConflict:
                 conflicts += 1
-                mgr = open_session("shared", url, MODEL, **SETTINGS)
+                mgr = ContextManager.open("shared", url, MODEL, **SETTINGS)
     return conflicts

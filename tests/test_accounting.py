@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ctxbudget.accounting import OVERHEAD_ID, TOOLS_ID, Accountant, counter_for
+from ctxbudget.budget.accounting import OVERHEAD_ID, TOOLS_ID, Accountant, counter_for
+from ctxbudget.budget.models import resolve_model
 from ctxbudget.errors import PolicyError, UsageError
-from ctxbudget.items import Component, Item, TextPart, ToolResultPart, ToolSpec
-from ctxbudget.models import resolve_model
+from ctxbudget.session.items import Component, Item, TextPart, ToolResultPart, ToolSpec
 from ctxbudget.tokens.backends import TiktokenTokenizer
 
 GPT4O = resolve_model("gpt-4o")

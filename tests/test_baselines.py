@@ -15,17 +15,10 @@ from hypothesis import strategies as st
 
 from _sessions import sessions_in, trace_files
 from _traces import requires_traces
-from ctxbudget.baselines import (
-    BASELINES,
-    baseline,
-    clear_tool_uses,
-    full_history,
-    mask_observations,
-)
 from ctxbudget.convert.openai_chat import from_openai_chat
 from ctxbudget.errors import ConfigError
-from ctxbudget.exchanges import assign_exchanges, find_orphans
-from ctxbudget.items import (
+from ctxbudget.session.exchanges import assign_exchanges, find_orphans
+from ctxbudget.session.items import (
     Component,
     Item,
     Role,
@@ -34,6 +27,13 @@ from ctxbudget.items import (
     ToolResultPart,
     item_text,
     part_text,
+)
+from ctxbudget.simulate.baselines import (
+    BASELINES,
+    baseline,
+    clear_tool_uses,
+    full_history,
+    mask_observations,
 )
 
 

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ctxbudget.errors import ConfigError
-from ctxbudget.items import Component, Item, TextPart
+from ctxbudget.session.items import Component, Item, TextPart
 from ctxbudget.tokens import Calibrator, EstimatingTokenizer, TiktokenTokenizer, TokenCounter
 
 

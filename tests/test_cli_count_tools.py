@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from ctxbudget.budget.models import resolve_model
 from ctxbudget.cli import main
-from ctxbudget.models import resolve_model
 from ctxbudget.scoping import read_tool_specs, tool_costs
 from ctxbudget.tokens.counter import TokenCounter
 
@@ -50,7 +50,7 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
 
 
 def counter() -> TokenCounter:
-    from ctxbudget.accounting import counter_for
+    from ctxbudget.budget.accounting import counter_for
 
     return counter_for(resolve_model("gpt-4o"))
 

@@ -10,15 +10,16 @@ from typer.testing import CliRunner
 
 import ctxbudget.cli.sessions  # noqa: F401  (registers the command group)
 from _stores import MODEL, SETTINGS, start, step, store_url
+from ctxbudget import ContextManager
 from ctxbudget.cli import app
-from ctxbudget.store import decode_event, open_session, open_store
+from ctxbudget.store import decode_event, open_store
 
 __all__ = ["store_url"]
 
 
 @pytest.fixture
 def recorded(store_url: str) -> str:
-    mgr = open_session("run-1", store_url, MODEL, **SETTINGS)
+    mgr = ContextManager.open("run-1", store_url, MODEL, **SETTINGS)
     start(mgr)
     for n in range(12):
         step(mgr, n)

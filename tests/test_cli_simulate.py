@@ -10,7 +10,7 @@ import pytest
 
 from _traces import TRACES, requires_traces
 from ctxbudget.analyze import analyze_session
-from ctxbudget.models import resolve_model
+from ctxbudget.budget.models import resolve_model
 from ctxbudget.traces import load_sessions
 from test_cli import run
 

@@ -13,8 +13,8 @@ from ctxbudget.convert import (
     to_anthropic_tools,
 )
 from ctxbudget.errors import ConversionError
-from ctxbudget.exchanges import find_orphans
-from ctxbudget.items import (
+from ctxbudget.session.exchanges import find_orphans
+from ctxbudget.session.items import (
     Component,
     DocumentPart,
     ImagePart,

@@ -19,7 +19,7 @@ from ctxbudget.convert import (
     to_openai_responses,
 )
 from ctxbudget.errors import ConversionError
-from ctxbudget.exchanges import find_orphans
+from ctxbudget.session.exchanges import find_orphans
 
 CHAT: list[dict[str, Any]] = [
     {"role": "system", "content": "Be brief."},

@@ -7,7 +7,7 @@ import pytest
 
 from ctxbudget.convert import Request, detect_format, read_request, write_request
 from ctxbudget.errors import ConversionError
-from ctxbudget.items import Component
+from ctxbudget.session.items import Component
 
 CHAT_BODY: dict[str, Any] = {
     "model": "gpt-4o",

@@ -10,8 +10,8 @@ import pytest
 from _traces import TRACES, requires_traces
 from ctxbudget.convert import from_anthropic, from_openai_chat, to_anthropic, to_openai_chat
 from ctxbudget.errors import ConversionError
-from ctxbudget.exchanges import find_orphans
-from ctxbudget.items import Component
+from ctxbudget.session.exchanges import find_orphans
+from ctxbudget.session.items import Component
 
 pytestmark = requires_traces
 

@@ -21,14 +21,14 @@ from typing import Any
 
 import pytest
 
-from ctxbudget.accounting import Accountant
+from ctxbudget.budget.accounting import Accountant
+from ctxbudget.budget.models import resolve_model
 from ctxbudget.convert.openai_chat import from_openai_chat, from_openai_chat_tools
 from ctxbudget.demo import DemoSession, demo_session
 from ctxbudget.errors import UsageError
-from ctxbudget.exchanges import find_orphans
-from ctxbudget.items import item_text
-from ctxbudget.models import resolve_model
-from ctxbudget.retention import references
+from ctxbudget.session.exchanges import find_orphans
+from ctxbudget.session.items import item_text
+from ctxbudget.simulate.retention import references
 
 Call = tuple[str, dict[str, Any], str]
 

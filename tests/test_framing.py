@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ctxbudget.errors import ConfigError, TokenizerError, UnknownModelError
-from ctxbudget.items import (
+from ctxbudget.session.items import (
     Component,
     DocumentPart,
     ImagePart,

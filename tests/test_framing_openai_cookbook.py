@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from ctxbudget.items import Component, Item, TextPart, ToolSpec
+from ctxbudget.session.items import Component, Item, TextPart, ToolSpec
 from ctxbudget.tokens import (
     TokenCount,
     TokenCounter,

@@ -9,8 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ctxbudget.errors import ConversionError, StorageError, UsageError
-from ctxbudget.handoff import (
+from ctxbudget.compaction.handoff import (
     CONSTRAINTS_HEADING,
     SECTIONS,
     HandoffBrief,
@@ -22,6 +21,7 @@ from ctxbudget.handoff import (
     to_markdown,
     write_brief,
 )
+from ctxbudget.errors import ConversionError, StorageError, UsageError
 
 
 def _brief() -> HandoffBrief:

@@ -3,8 +3,8 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ctxbudget.exchanges import assign_exchanges, find_orphans
-from ctxbudget.items import (
+from ctxbudget.session.exchanges import assign_exchanges, find_orphans
+from ctxbudget.session.items import (
     Component,
     ImagePart,
     Item,

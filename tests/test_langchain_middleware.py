@@ -38,14 +38,14 @@ from langchain_core.messages import (
 from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
 
+from ctxbudget.billing.usage import Usage
 from ctxbudget.errors import ProviderError, UsageError
 from ctxbudget.integrations.langchain import (
     ContextBudgetMiddleware,
     usage_from_langchain,
 )
-from ctxbudget.log import Appended
 from ctxbudget.manager import ContextManager, PrepareReport
-from ctxbudget.usage import Usage
+from ctxbudget.session.log import Appended
 from provider_server import ProviderServer, Reply
 
 MODEL = "gpt-4o-mini"

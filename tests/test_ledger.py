@@ -7,10 +7,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ctxbudget.budget.ledger import ComponentUsage, Ledger, LedgerSnapshot
+from ctxbudget.budget.policy import Allocation, Amount, Policy, preset
 from ctxbudget.errors import PolicyError, UsageError
-from ctxbudget.items import Component
-from ctxbudget.ledger import ComponentUsage, Ledger, LedgerSnapshot
-from ctxbudget.policy import Allocation, Amount, Policy, preset
+from ctxbudget.session.items import Component
 from ctxbudget.tokens.count import TokenCount
 
 

@@ -7,9 +7,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ctxbudget.errors import UsageError
-from ctxbudget.items import Component, Item, TextPart, ToolCallPart, ToolResultPart
-from ctxbudget.log import CompactionRecord, Edit, SessionLog
-from ctxbudget.view import View, units
+from ctxbudget.session.items import Component, Item, TextPart, ToolCallPart, ToolResultPart
+from ctxbudget.session.log import CompactionRecord, Edit, SessionLog
+from ctxbudget.session.view import View, units
 
 
 def user(i: int, text: str = "hi") -> Item:

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from ctxbudget import ContextManager
+from ctxbudget.compaction.handoff import read_brief
+from ctxbudget.compaction.summarizers import SummaryRequest
 from ctxbudget.errors import ConfigError, ContextOverflow, UsageError
-from ctxbudget.handoff import read_brief
-from ctxbudget.summarizers import SummaryRequest
 
 TOOLS = [
     {
@@ -221,7 +221,7 @@ def test_usage_errors_are_clear() -> None:
 
 
 def test_window_overrides_apply_to_a_model_spec_too() -> None:
-    from ctxbudget.models import resolve_model
+    from ctxbudget.budget.models import resolve_model
 
     mgr = ContextManager(resolve_model("gpt-4o"), context_window=9_000, max_output_tokens=700)
     assert mgr.model.context_window == 9_000

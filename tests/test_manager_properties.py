@@ -13,11 +13,11 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ctxbudget.accounting import counter_for
+from ctxbudget.budget.accounting import counter_for
 from ctxbudget.convert.request import read_request
 from ctxbudget.errors import ContextOverflow
-from ctxbudget.exchanges import find_orphans
 from ctxbudget.manager import ContextManager
+from ctxbudget.session.exchanges import find_orphans
 
 WORDS = ["alpha", "beta", "gamma", "src/app.py", "Error:", "42", "déjà", "写代码", "🙂", "x" * 12]
 

@@ -6,8 +6,7 @@ from decimal import Decimal
 import pytest
 from genai_prices import data_snapshot
 
-from ctxbudget.errors import ConfigError, UnknownModelError
-from ctxbudget.models import (
+from ctxbudget.budget.models import (
     PROFILES,
     ModelSpec,
     Prices,
@@ -15,6 +14,7 @@ from ctxbudget.models import (
     list_models,
     resolve_model,
 )
+from ctxbudget.errors import ConfigError, UnknownModelError
 
 AT = datetime(2026, 1, 15, tzinfo=UTC)
 

@@ -7,10 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ctxbudget.errors import ConfigError, PolicyError, UsageError
-from ctxbudget.items import Component, ComponentKind
-from ctxbudget.models import resolve_model
-from ctxbudget.policy import (
+from ctxbudget.budget.models import resolve_model
+from ctxbudget.budget.policy import (
     DEFAULT_KINDS,
     DEFAULT_STRATEGIES,
     PRESETS,
@@ -20,6 +18,8 @@ from ctxbudget.policy import (
     Policy,
     preset,
 )
+from ctxbudget.errors import ConfigError, PolicyError, UsageError
+from ctxbudget.session.items import Component, ComponentKind
 
 W = 128_000
 FIXED, PROTECTED, PRUNABLE = ComponentKind.FIXED, ComponentKind.PROTECTED, ComponentKind.PRUNABLE

@@ -13,10 +13,10 @@ import pytest
 from _sessions import sessions_in, trace_files
 from _traces import requires_traces
 from ctxbudget import ContextManager
-from ctxbudget.accounting import counter_for
+from ctxbudget.budget.accounting import counter_for
+from ctxbudget.budget.models import resolve_model
 from ctxbudget.convert.openai_chat import from_openai_chat
-from ctxbudget.exchanges import find_orphans
-from ctxbudget.models import resolve_model
+from ctxbudget.session.exchanges import find_orphans
 
 FILES = trace_files()
 GPT4O = resolve_model("gpt-4o")

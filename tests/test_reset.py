@@ -8,9 +8,14 @@ from typing import Any
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from ctxbudget.exchanges import find_orphans
-from ctxbudget.handoff import CONSTRAINTS_HEADING, SECTIONS, read_brief, write_brief
-from ctxbudget.items import (
+from ctxbudget.compaction.handoff import CONSTRAINTS_HEADING, SECTIONS, read_brief, write_brief
+from ctxbudget.compaction.strategies.base import CompactionInput
+from ctxbudget.compaction.strategies.reset import ResetConfig, propose, propose_reset
+from ctxbudget.compaction.strategies.summarize import SummarizeConfig, is_summary, task_item
+from ctxbudget.compaction.strategies.summarize import propose as summarize
+from ctxbudget.compaction.summarizers import SummaryRequest
+from ctxbudget.session.exchanges import find_orphans
+from ctxbudget.session.items import (
     Component,
     Item,
     ReasoningPart,
@@ -19,13 +24,8 @@ from ctxbudget.items import (
     ToolResultPart,
     item_text,
 )
-from ctxbudget.log import Edit
-from ctxbudget.strategies.base import CompactionInput
-from ctxbudget.strategies.reset import ResetConfig, propose, propose_reset
-from ctxbudget.strategies.summarize import SummarizeConfig, is_summary, task_item
-from ctxbudget.strategies.summarize import propose as summarize
-from ctxbudget.summarizers import SummaryRequest
-from ctxbudget.view import View, units
+from ctxbudget.session.log import Edit
+from ctxbudget.session.view import View, units
 
 H = Component.HISTORY
 

@@ -16,10 +16,8 @@ from hypothesis import strategies as st
 
 from _sessions import sessions_in, trace_files
 from _traces import requires_traces
-from ctxbudget import retention
-from ctxbudget.baselines import full_history, mask_observations
 from ctxbudget.convert.openai_chat import from_openai_chat
-from ctxbudget.items import (
+from ctxbudget.session.items import (
     Component,
     Item,
     Role,
@@ -28,7 +26,9 @@ from ctxbudget.items import (
     ToolResultPart,
     item_text,
 )
-from ctxbudget.retention import (
+from ctxbudget.simulate import retention
+from ctxbudget.simulate.baselines import full_history, mask_observations
+from ctxbudget.simulate.retention import (
     Retention,
     RetentionTotals,
     RetentionTracker,

@@ -10,9 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ctxbudget import ContextManager
+from ctxbudget.budget.policy import Policy
 from ctxbudget.errors import ConfigError, UsageError
-from ctxbudget.items import Component, item_text
-from ctxbudget.policy import Policy
 from ctxbudget.retrieval import (
     BM25Index,
     BudgetedRetriever,
@@ -24,6 +23,7 @@ from ctxbudget.retrieval import (
     bm25_rerank,
     used_documents,
 )
+from ctxbudget.session.items import Component, item_text
 
 DOCS = [
     Document(id="refunds", text="Refunds go back to the original payment method within 7 days."),

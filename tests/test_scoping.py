@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from ctxbudget import ContextManager
-from ctxbudget.cost_planner import CostGate
+from ctxbudget.budget.policy import Policy
+from ctxbudget.compaction.cost_planner import CostGate
 from ctxbudget.errors import ConfigError, PolicyError
-from ctxbudget.policy import Policy
 from ctxbudget.routing import RoutingDecision
 from ctxbudget.scoping import (
     ANTHROPIC_TOOL_SEARCH_BETA,

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from ctxbudget.accounting import counter_for
+from ctxbudget.budget.accounting import counter_for
+from ctxbudget.budget.models import resolve_model
 from ctxbudget.convert.openai_chat import from_openai_chat, from_openai_chat_tools
 from ctxbudget.errors import ConfigError
-from ctxbudget.models import resolve_model
 from ctxbudget.simulate import DEFAULT_POLICIES, Simulation, check_policies, simulate_session
 from ctxbudget.traces.session import RecordedCall, Session
 

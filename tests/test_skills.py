@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from ctxbudget import ContextManager
+from ctxbudget.budget.policy import Policy
 from ctxbudget.errors import ConfigError, ContextOverflow, UsageError
-from ctxbudget.items import Component
-from ctxbudget.policy import Policy
+from ctxbudget.session.items import Component
 from ctxbudget.skills import SkillLibrary, load_skill, split_front_matter
 
 BODY = "To fill a PDF form, list its fields first, then write each value. MARKER-BODY-7731"

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from ctxbudget import ContextManager
-from ctxbudget.cost import price
+from ctxbudget.billing.cost import price
+from ctxbudget.billing.usage import Usage
 from ctxbudget.errors import BudgetExceeded, UsageError
 from ctxbudget.spend import (
     Bucket,
@@ -20,7 +21,6 @@ from ctxbudget.spend import (
     projected_cost,
     to_nanos,
 )
-from ctxbudget.usage import Usage
 
 NOW = 1_750_000_000.0
 

@@ -7,9 +7,9 @@ import pytest
 from _stores import MODEL, SETTINGS, body_bytes, exchange, start, step, store_url
 from ctxbudget import ContextManager
 from ctxbudget.errors import StorageError, UsageError
-from ctxbudget.items import Component, Item, TextPart
-from ctxbudget.log import Appended
-from ctxbudget.store import LogConflict, StoredEvent, encode_event, open_session, open_store
+from ctxbudget.session.items import Component, Item, TextPart
+from ctxbudget.session.log import Appended
+from ctxbudget.store import LogConflict, StoredEvent, encode_event, open_store
 from ctxbudget.store.migrations import MIGRATIONS_TABLE, latest
 
 __all__ = ["store_url"]
@@ -71,12 +71,12 @@ def test_append_load_and_conflicts(store_url: str) -> None:
 
 
 def test_resumed_session_is_byte_identical(store_url: str) -> None:
-    original = open_session("run", store_url, MODEL, **SETTINGS)
+    original = ContextManager.open("run", store_url, MODEL, **SETTINGS)
     start(original)
     for n in range(12):
         step(original, n)
     assert original.log.records(), "the script must compact, or the test proves little"
-    resumed = open_session("run", store_url, **SETTINGS)  # model read from the store
+    resumed = ContextManager.open("run", store_url, **SETTINGS)  # model read from the store
     original.log.attach(None)  # from here on only the resumed manager writes
     assert resumed.log.events == original.log.events
     assert resumed.model.name == MODEL
@@ -90,17 +90,17 @@ def test_resumed_session_is_byte_identical(store_url: str) -> None:
 
 def test_anthropic_breakpoints_survive_resume(store_url: str) -> None:
     settings = dict(SETTINGS, context_window=20_000)
-    original = open_session("a", store_url, "claude-sonnet-4-5", **settings)
+    original = ContextManager.open("a", store_url, "claude-sonnet-4-5", **settings)
     start(original)
     for n in range(6):
         step(original, n, provider="anthropic")
-    resumed = open_session("a", store_url, **settings)
+    resumed = ContextManager.open("a", store_url, **settings)
     original.log.attach(None)
     assert body_bytes(resumed, "anthropic") == body_bytes(original, "anthropic")
 
 
 def test_appends_are_written_before_they_return(store_url: str) -> None:
-    mgr = open_session("w", store_url, MODEL, **SETTINGS)
+    mgr = ContextManager.open("w", store_url, MODEL, **SETTINGS)
     with open_store(store_url) as reader:
         mgr.append({"role": "user", "content": "one"})
         assert len(reader.load("w")) == 1
@@ -111,14 +111,14 @@ def test_appends_are_written_before_they_return(store_url: str) -> None:
 
 
 def test_stale_writer_gets_a_conflict_and_loses_nothing(store_url: str) -> None:
-    a = open_session("c", store_url, MODEL, **SETTINGS)
-    b = open_session("c", store_url, **SETTINGS)
+    a = ContextManager.open("c", store_url, MODEL, **SETTINGS)
+    b = ContextManager.open("c", store_url, **SETTINGS)
     a.append({"role": "user", "content": "from a"})
     with pytest.raises(LogConflict), b.log.batch():
         b.extend(exchange(1))
     with pytest.raises(StorageError, match="reopen"):
         b.append({"role": "user", "content": "b again"})  # b's state is stale now
-    b = open_session("c", store_url, **SETTINGS)
+    b = ContextManager.open("c", store_url, **SETTINGS)
     with b.log.batch():
         b.extend(exchange(1))
     with open_store(store_url) as store:
@@ -128,7 +128,7 @@ def test_stale_writer_gets_a_conflict_and_loses_nothing(store_url: str) -> None:
 
 
 def test_a_failing_batch_writes_nothing(store_url: str) -> None:
-    mgr = open_session("f", store_url, MODEL, **SETTINGS)
+    mgr = ContextManager.open("f", store_url, MODEL, **SETTINGS)
 
     def crash_in_the_middle() -> None:
         with mgr.log.batch():
@@ -139,21 +139,21 @@ def test_a_failing_batch_writes_nothing(store_url: str) -> None:
         crash_in_the_middle()
     with open_store(store_url) as store:
         assert store.load("f") == []
-    assert open_session("f", store_url, **SETTINGS).log.events == ()
+    assert ContextManager.open("f", store_url, **SETTINGS).log.events == ()
 
 
 def test_resume_with_other_settings_is_refused(store_url: str) -> None:
-    original = open_session("r", store_url, MODEL, **SETTINGS)
+    original = ContextManager.open("r", store_url, MODEL, **SETTINGS)
     start(original)
     for n in range(12):
         step(original, n)
     with pytest.raises(StorageError, match="does not replay"):
-        open_session("r", store_url, **dict(SETTINGS, context_window=3_000))
+        ContextManager.open("r", store_url, **dict(SETTINGS, context_window=3_000))
 
 
 def test_new_session_needs_a_model(store_url: str) -> None:
     from ctxbudget.errors import ConfigError
 
     with pytest.raises(ConfigError, match="pass the model"):
-        open_session("new", store_url)
-    assert isinstance(open_session("new", store_url, MODEL), ContextManager)
+        ContextManager.open("new", store_url)
+    assert isinstance(ContextManager.open("new", store_url, MODEL), ContextManager)

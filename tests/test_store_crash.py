@@ -15,7 +15,7 @@ import pytest
 
 from _stores import MODEL, SETTINGS, body_bytes, resume_step, store_url
 from ctxbudget import ContextManager
-from ctxbudget.store import open_session, open_store
+from ctxbudget.store import open_store
 
 __all__ = ["store_url"]
 
@@ -69,7 +69,7 @@ def test_sigkilled_writer_loses_nothing_and_resumes_identically(store_url: str) 
             break
     assert kills >= KILLS
     # finish the session in this process, then compare with one uninterrupted run
-    resumed = open_session("crash", store_url, **SETTINGS)
+    resumed = ContextManager.open("crash", store_url, **SETTINGS)
     resume_step(resumed, TOTAL)
     straight = ContextManager(MODEL, **SETTINGS)
     resume_step(straight, TOTAL)

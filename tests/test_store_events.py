@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ctxbudget.billing.usage import Usage
 from ctxbudget.errors import ConfigError, StorageError, UsageError
-from ctxbudget.items import (
+from ctxbudget.session.items import (
     Component,
     ImagePart,
     Item,
@@ -20,7 +21,7 @@ from ctxbudget.items import (
     ToolResultPart,
     ToolSpec,
 )
-from ctxbudget.log import (
+from ctxbudget.session.log import (
     Appended,
     Compacted,
     CompactionRecord,
@@ -32,7 +33,6 @@ from ctxbudget.log import (
 )
 from ctxbudget.store import StoredEvent, decode_event, encode_event, open_store
 from ctxbudget.store.url import redact, store_url
-from ctxbudget.usage import Usage
 
 json_values = st.recursive(
     st.none()

@@ -17,9 +17,23 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
+from ctxbudget.compaction.strategies import (
+    clear_tool_results,
+    dedup,
+    importance,
+    sliding_window,
+    truncate,
+)
+from ctxbudget.compaction.strategies._bm25 import bm25_scores, terms
+from ctxbudget.compaction.strategies.base import CompactionInput, derived_id
+from ctxbudget.compaction.strategies.clear_tool_results import ClearToolResultsConfig
+from ctxbudget.compaction.strategies.dedup import DedupConfig, similarity
+from ctxbudget.compaction.strategies.importance import ImportanceConfig
+from ctxbudget.compaction.strategies.sliding_window import SlidingWindowConfig
+from ctxbudget.compaction.strategies.truncate import TruncateConfig
 from ctxbudget.errors import ConfigError
-from ctxbudget.exchanges import assign_exchanges
-from ctxbudget.items import (
+from ctxbudget.session.exchanges import assign_exchanges
+from ctxbudget.session.items import (
     Component,
     ComponentKind,
     ImagePart,
@@ -32,17 +46,9 @@ from ctxbudget.items import (
     item_text,
     part_text,
 )
-from ctxbudget.log import CompactionRecord, Edit, SessionLog
-from ctxbudget.strategies import clear_tool_results, dedup, importance, sliding_window, truncate
-from ctxbudget.strategies._bm25 import bm25_scores, terms
-from ctxbudget.strategies.base import CompactionInput, derived_id
-from ctxbudget.strategies.clear_tool_results import ClearToolResultsConfig
-from ctxbudget.strategies.dedup import DedupConfig, similarity
-from ctxbudget.strategies.importance import ImportanceConfig
-from ctxbudget.strategies.sliding_window import SlidingWindowConfig
-from ctxbudget.strategies.truncate import TruncateConfig
+from ctxbudget.session.log import CompactionRecord, Edit, SessionLog
+from ctxbudget.session.view import View, units
 from ctxbudget.tokens import TiktokenTokenizer, TokenCounter
-from ctxbudget.view import View, units
 
 O200K = TiktokenTokenizer.load("o200k_base")
 COUNTER = TokenCounter(O200K, "openai")

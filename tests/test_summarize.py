@@ -8,10 +8,19 @@ import time
 
 import pytest
 
+from ctxbudget.compaction.handoff import SECTIONS
+from ctxbudget.compaction.strategies.base import CompactionInput
+from ctxbudget.compaction.strategies.summarize import (
+    SummarizeConfig,
+    is_summary,
+    propose,
+    propose_with_status,
+    summary_request,
+)
+from ctxbudget.compaction.summarizers import PreSummarizer, SummaryRequest
 from ctxbudget.errors import ConfigError
-from ctxbudget.exchanges import find_orphans
-from ctxbudget.handoff import SECTIONS
-from ctxbudget.items import (
+from ctxbudget.session.exchanges import find_orphans
+from ctxbudget.session.items import (
     Component,
     ComponentKind,
     Item,
@@ -21,16 +30,7 @@ from ctxbudget.items import (
     ToolResultPart,
     item_text,
 )
-from ctxbudget.strategies.base import CompactionInput
-from ctxbudget.strategies.summarize import (
-    SummarizeConfig,
-    is_summary,
-    propose,
-    propose_with_status,
-    summary_request,
-)
-from ctxbudget.summarizers import PreSummarizer, SummaryRequest
-from ctxbudget.view import View, units
+from ctxbudget.session.view import View, units
 
 H = Component.HISTORY
 
@@ -214,7 +214,7 @@ def test_a_failing_summarizer_proposes_nothing_and_says_why(
         assert proposal.edits == ()
         assert proposal.failure is not None
         assert f"({reason})" in proposal.failure
-    with caplog.at_level(logging.WARNING, logger="ctxbudget.strategies.summarize"):
+    with caplog.at_level(logging.WARNING, logger="ctxbudget.compaction.strategies.summarize"):
         assert propose(SummarizeConfig(summarizer=boom), view_of(items, need=300)) == ()
     assert "upstream 529" in caplog.text
 

@@ -9,10 +9,8 @@ from typing import Any
 
 import pytest
 
-from ctxbudget.errors import ConfigError, ProviderError, UsageError
-from ctxbudget.handoff import SECTIONS, parse_sections
-from ctxbudget.items import Component, Item, ReasoningPart, TextPart, ToolCallPart, ToolResultPart
-from ctxbudget.summarizers import (
+from ctxbudget.compaction.handoff import SECTIONS, parse_sections
+from ctxbudget.compaction.summarizers import (
     PreSummarizer,
     SummarizerFailed,
     SummaryRequest,
@@ -22,6 +20,15 @@ from ctxbudget.summarizers import (
     run_summarizer,
     summary_prompt,
     transcript,
+)
+from ctxbudget.errors import ConfigError, ProviderError, UsageError
+from ctxbudget.session.items import (
+    Component,
+    Item,
+    ReasoningPart,
+    TextPart,
+    ToolCallPart,
+    ToolResultPart,
 )
 
 H = Component.HISTORY

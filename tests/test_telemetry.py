@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from ctxbudget import ContextManager, Item, TextPart, Usage
 from ctxbudget.errors import ConfigError, UsageError
-from ctxbudget.items import Component
+from ctxbudget.session.items import Component
 from ctxbudget.telemetry import (
     Alert,
     AlertMonitor,

@@ -91,7 +91,7 @@ def test_otel_metrics_and_spans_follow_the_genai_conventions() -> None:
     assert tokens == {c.component: c.used for c in last.components}
     (utilization,) = points(reader, "ctxbudget.context.utilization")
     assert utilization.value == pytest.approx(last.utilization)
-    (cost,) = points(reader, "ctxbudget.cost")
+    (cost,) = points(reader, "ctxbudget.billing.cost")
     assert cost.value == pytest.approx(float(mgr.cost.total))  # type: ignore[union-attr]
 
     finished = spans.get_finished_spans()

@@ -9,7 +9,7 @@ import pytest
 
 from _traces import TRACES, requires_traces
 from ctxbudget import ContextManager, preset
-from ctxbudget.items import item_text
+from ctxbudget.session.items import item_text
 from ctxbudget.telemetry import Alert, SignalActions
 from ctxbudget.telemetry.signals import is_reminder
 from ctxbudget.traces import Session, load_sessions

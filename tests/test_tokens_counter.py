@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from ctxbudget.errors import ConfigError
-from ctxbudget.items import Component, Item, TextPart, ToolSpec
+from ctxbudget.session.items import Component, Item, TextPart, ToolSpec
 from ctxbudget.tokens import (
     CacheInfo,
     EstimatingTokenizer,

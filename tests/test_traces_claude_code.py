@@ -16,10 +16,10 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ctxbudget.exchanges import find_orphans
-from ctxbudget.items import Component, ReasoningPart, ToolCallPart, ToolResultPart
+from ctxbudget.billing.usage import Usage
+from ctxbudget.session.exchanges import find_orphans
+from ctxbudget.session.items import Component, ReasoningPart, ToolCallPart, ToolResultPart
 from ctxbudget.traces import detect_format, load_sessions
-from ctxbudget.usage import Usage
 
 SESSION = "0b7c6a52-1111-4222-8333-944455556666"
 MODEL = "claude-sonnet-4-5-20250929"

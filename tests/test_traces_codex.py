@@ -11,10 +11,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ctxbudget.exchanges import find_orphans
-from ctxbudget.items import ReasoningPart, ToolCallPart, ToolResultPart, item_text
+from ctxbudget.billing.usage import Usage
+from ctxbudget.session.exchanges import find_orphans
+from ctxbudget.session.items import ReasoningPart, ToolCallPart, ToolResultPart, item_text
 from ctxbudget.traces import detect_format, discover_user_logs, load_sessions
-from ctxbudget.usage import Usage
 
 TS = "2025-11-02T09:15:00.000Z"
 

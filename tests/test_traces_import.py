@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from _traces import TRACES, requires_traces
-from ctxbudget.exchanges import find_orphans
-from ctxbudget.items import Component
+from ctxbudget.session.exchanges import find_orphans
+from ctxbudget.session.items import Component
 from ctxbudget.traces import FORMATS, Session, detect_format, load_sessions
 
 pytestmark = requires_traces

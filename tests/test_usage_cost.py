@@ -1,4 +1,5 @@
-"""Billed usage in one shape (``ctxbudget.usage``) and its price in dollars (``ctxbudget.cost``).
+"""Billed usage in one shape (``ctxbudget.billing.usage``) and its price in dollars
+(``ctxbudget.billing.cost``).
 
 The payloads are written the way each API returns them (OpenAI Chat ``usage``, Responses
 ``usage``, Anthropic Messages ``usage``), as plain dicts and as the SDKs' own pydantic
@@ -18,8 +19,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ctxbudget import Prices, ProviderError, Usage, price, resolve_model
-from ctxbudget.cost import ZERO, Cost
-from ctxbudget.usage import (
+from ctxbudget.billing.cost import ZERO, Cost
+from ctxbudget.billing.usage import (
     as_plain,
     usage_from_anthropic,
     usage_from_openai_chat,

@@ -20,7 +20,7 @@ import pytest
 import ctxbudget
 from _scripted import billed_usage, listing, markers, replies, without_markers
 from ctxbudget import ContextManager, UsageError
-from ctxbudget.items import item_text
+from ctxbudget.session.items import item_text
 from provider_server import ProviderServer, Reply
 
 CLAUDE = "claude-opus-4-1"

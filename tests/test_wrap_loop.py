@@ -25,7 +25,7 @@ import pytest
 import ctxbudget
 from _scripted import billed_usage, markers
 from ctxbudget import ContextManager, PrepareReport
-from ctxbudget.cost import ZERO
+from ctxbudget.billing.cost import ZERO
 from provider_server import ProviderServer, Reply
 
 TURNS = 200

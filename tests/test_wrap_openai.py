@@ -18,7 +18,7 @@ import pytest
 import ctxbudget
 from _scripted import billed_usage, listing, replies
 from ctxbudget import ContextManager, UsageError
-from ctxbudget.items import item_text
+from ctxbudget.session.items import item_text
 from provider_server import ProviderServer, Reply
 
 GPT = "gpt-4o"

@@ -1,9 +1,13 @@
 """ctxbudget: keep the context window of long-running LLM agents healthy and cheap."""
 
-from ctxbudget.accounting import Accountant
+from ctxbudget.billing.cost import Cost, price
+from ctxbudget.billing.usage import Usage
+from ctxbudget.budget.accounting import Accountant
+from ctxbudget.budget.ledger import ComponentUsage, Ledger, LedgerSnapshot
+from ctxbudget.budget.models import ModelSpec, Prices, list_models, resolve_model
+from ctxbudget.budget.policy import Allocation, Amount, ComponentBudget, Policy, preset
 from ctxbudget.cache import CacheBust, CacheBustWarning
 from ctxbudget.convert import Request, read_request, write_request
-from ctxbudget.cost import Cost, price
 from ctxbudget.errors import (
     BudgetExceeded,
     ConfigError,
@@ -19,7 +23,11 @@ from ctxbudget.errors import (
     UsageError,
 )
 from ctxbudget.integrations import wrap
-from ctxbudget.items import (
+from ctxbudget.manager import ContextManager, PrepareReport
+from ctxbudget.retrieval import BM25Index, BudgetedRetriever
+from ctxbudget.routing import KeywordRouter
+from ctxbudget.scoping import ToolRegistry, ToolScope
+from ctxbudget.session.items import (
     Component,
     ComponentKind,
     DocumentPart,
@@ -31,13 +39,6 @@ from ctxbudget.items import (
     ToolResultPart,
     ToolSpec,
 )
-from ctxbudget.ledger import ComponentUsage, Ledger, LedgerSnapshot
-from ctxbudget.manager import ContextManager, PrepareReport
-from ctxbudget.models import ModelSpec, Prices, list_models, resolve_model
-from ctxbudget.policy import Allocation, Amount, ComponentBudget, Policy, preset
-from ctxbudget.retrieval import BM25Index, BudgetedRetriever
-from ctxbudget.routing import KeywordRouter
-from ctxbudget.scoping import ToolRegistry, ToolScope
 from ctxbudget.skills import SkillLibrary
 from ctxbudget.spend import Limit, SpendGuard, Tags, open_ledger
 from ctxbudget.store import LogConflict, SessionStore, open_store
@@ -45,7 +46,6 @@ from ctxbudget.telemetry import AlertRules, CallMetrics, SignalActions
 from ctxbudget.tokens.calibration import Calibrator
 from ctxbudget.tokens.count import TokenCount
 from ctxbudget.tokens.counter import TokenCounter
-from ctxbudget.usage import Usage
 
 __version__ = "0.1.0"
 

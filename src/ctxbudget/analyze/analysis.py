@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from ctxbudget.accounting import counter_for
 from ctxbudget.analyze.composition import composition_per_call
-from ctxbudget.cost import price
+from ctxbudget.billing.cost import price
+from ctxbudget.budget.accounting import counter_for
+from ctxbudget.budget.models import ModelSpec, resolve_model
 from ctxbudget.errors import ConfigError
-from ctxbudget.models import ModelSpec, resolve_model
 from ctxbudget.simulate.replay import simulate_session
 from ctxbudget.traces.session import Session
 

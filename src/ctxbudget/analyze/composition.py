@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from ctxbudget.items import Item, ReasoningPart, part_text
+from ctxbudget.session.items import Item, ReasoningPart, part_text
 from ctxbudget.tokens.counter import TokenCounter
 from ctxbudget.traces.session import Session
 

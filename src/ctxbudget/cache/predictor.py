@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ctxbudget.billing.usage import Usage
 from ctxbudget.cache.fingerprint import Fingerprint
 from ctxbudget.cache.rules import CacheRules, Ttl
-from ctxbudget.usage import Usage
 
 __all__ = ["CachePrediction", "CacheState"]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ctxbudget.models import ModelSpec
+from ctxbudget.budget.models import ModelSpec
 
 __all__ = ["TTL_SECONDS", "CacheRules", "Ttl", "cache_rules"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from ctxbudget.ledger import LedgerSnapshot
+from ctxbudget.budget.ledger import LedgerSnapshot
 from ctxbudget.tokens.count import TokenCount
 
 __all__ = ["breakdown_table", "tokens_label"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ctxbudget.budget.models import ModelSpec, resolve_model
 from ctxbudget.errors import UsageError
-from ctxbudget.models import ModelSpec, resolve_model
 
 __all__ = ["model_option", "parse_prices"]
 

@@ -11,13 +11,13 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from ctxbudget.accounting import Accountant
+from ctxbudget.budget.accounting import Accountant
+from ctxbudget.budget.models import ModelSpec, resolve_model
 from ctxbudget.cli import app
 from ctxbudget.cli._breakdown import breakdown_table, tokens_label
 from ctxbudget.cli._output import console, print_json
 from ctxbudget.convert.request import Format, Request, read_request
 from ctxbudget.errors import UsageError
-from ctxbudget.models import ModelSpec, resolve_model
 from ctxbudget.scoping.costs import ToolCosts, tool_costs
 
 __all__ = ["count"]

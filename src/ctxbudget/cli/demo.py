@@ -7,14 +7,14 @@ from typing import Annotated
 
 import typer
 
-from ctxbudget.accounting import Accountant
+from ctxbudget.budget.accounting import Accountant
+from ctxbudget.budget.models import resolve_model
 from ctxbudget.cli import app
 from ctxbudget.cli._breakdown import breakdown_table, tokens_label
 from ctxbudget.cli._output import console, print_json
 from ctxbudget.convert.openai_chat import from_openai_chat, from_openai_chat_tools
 from ctxbudget.demo import demo_session
 from ctxbudget.errors import UsageError
-from ctxbudget.models import resolve_model
 
 __all__ = ["demo"]
 

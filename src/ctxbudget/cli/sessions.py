@@ -12,15 +12,15 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from ctxbudget._extractive import extractive_summarizer
+from ctxbudget.billing.usage import Usage
 from ctxbudget.cli import app
 from ctxbudget.cli._output import console, print_json
-from ctxbudget.items import item_text
-from ctxbudget.log import Compacted, Observed, Prepared, SessionLog
+from ctxbudget.compaction.extractive import extractive_summarizer
+from ctxbudget.compaction.summarizers import SummaryRequest
+from ctxbudget.session.items import item_text
+from ctxbudget.session.log import Compacted, Observed, Prepared, SessionLog
+from ctxbudget.session.view import View
 from ctxbudget.store import STORE_ENV, SessionInfo, decode_event, open_store
-from ctxbudget.summarizers import SummaryRequest
-from ctxbudget.usage import Usage
-from ctxbudget.view import View
 
 __all__ = ["StoreOption", "sessions"]
 

@@ -9,13 +9,13 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ctxbudget.accounting import counter_for
 from ctxbudget.analyze.composition import composition_per_call
+from ctxbudget.budget.accounting import counter_for
+from ctxbudget.budget.models import resolve_model
 from ctxbudget.cli import app
 from ctxbudget.cli._models import model_option
 from ctxbudget.cli._output import console, print_json
 from ctxbudget.cli._sources import progress, resolve_sources
-from ctxbudget.models import resolve_model
 from ctxbudget.report.data import simulation_report
 from ctxbudget.report.html import write_html
 from ctxbudget.simulate import DEFAULT_POLICIES, Simulation, check_policies, simulate_session

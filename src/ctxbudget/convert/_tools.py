@@ -24,7 +24,7 @@ from ctxbudget.convert._wire import (
     pop_opt_str,
     pop_str,
 )
-from ctxbudget.items import ToolSpec
+from ctxbudget.session.items import ToolSpec
 
 __all__ = [
     "from_anthropic_tools",

@@ -17,7 +17,7 @@ from dataclasses import replace
 from typing import Any, NoReturn, TypeVar
 
 from ctxbudget.errors import ConversionError
-from ctxbudget.items import DocumentPart, Item, Part, TextPart
+from ctxbudget.session.items import DocumentPart, Item, Part, TextPart
 
 META = "_wire"
 """Reserved ``provider_details`` key for the source format and round-trip hints."""

@@ -34,8 +34,8 @@ from ctxbudget.convert._wire import (
     pop_str,
     split_data_url,
 )
-from ctxbudget.exchanges import assign_exchanges
-from ctxbudget.items import (
+from ctxbudget.session.exchanges import assign_exchanges
+from ctxbudget.session.items import (
     Component,
     DocumentPart,
     ImagePart,
@@ -220,32 +220,43 @@ def _read_source(block: Json, path: str) -> _Source:
     return _Source(data, url, media_type, hints)
 
 
-def to_anthropic(items: Sequence[Item]) -> tuple[System | None, list[Json]]:
-    """``(system, messages)`` for items; exact inverse of :func:`from_anthropic`."""
+def to_anthropic(
+    items: Sequence[Item], positions: list[int] | None = None
+) -> tuple[System | None, list[Json]]:
+    """``(system, messages)`` for items; exact inverse of :func:`from_anthropic`.
+
+    ``positions``, when given, receives for each item the index of the last message once
+    that item is written (−1 before the first): where an item lands, without a second render.
+    """
     system_items = [(i, it) for i, it in enumerate(items) if it.role in ("system", "developer")]
     messages: list[Json] = []
     open_results = False  # the last message holds tool results of tool-role items
     for i, item in enumerate(items):
-        path = f"items[{i}]"
-        if item.role in ("system", "developer"):
-            continue
-        mine = is_from(item.provider_details, FMT)
-        blocks = _write_blocks(item, path, mine)
-        if item.role == "tool" or (open_results and item.role == "user"):
-            if open_results:
-                messages[-1]["content"].extend(blocks)
-            else:
-                messages.append({"role": "user", "content": blocks})
-            open_results = item.role == "tool"
-            continue
-        open_results = False
-        if not blocks and not mine:
-            continue
-        flat, hints = own(item.provider_details, FMT)
-        plain = is_plain_text(item.parts, FMT) and hints.get("content") != "list"
-        content: Any = blocks[0]["text"] if plain and blocks else blocks
-        messages.append(merge({"role": item.role, "content": content}, flat))
+        if item.role not in ("system", "developer"):
+            open_results = _write_message(item, f"items[{i}]", messages, open_results)
+        if positions is not None:
+            positions.append(len(messages) - 1)
     return _write_system(system_items), messages
+
+
+def _write_message(item: Item, path: str, messages: list[Json], open_results: bool) -> bool:
+    """Append ``item`` to ``messages`` (tool results join the open user message); whether
+    the last message now holds tool results."""
+    mine = is_from(item.provider_details, FMT)
+    blocks = _write_blocks(item, path, mine)
+    if item.role == "tool" or (open_results and item.role == "user"):
+        if open_results:
+            messages[-1]["content"].extend(blocks)
+        else:
+            messages.append({"role": "user", "content": blocks})
+        return item.role == "tool"
+    if not blocks and not mine:
+        return False
+    flat, hints = own(item.provider_details, FMT)
+    plain = is_plain_text(item.parts, FMT) and hints.get("content") != "list"
+    content: Any = blocks[0]["text"] if plain and blocks else blocks
+    messages.append(merge({"role": item.role, "content": content}, flat))
+    return False
 
 
 def _write_blocks(item: Item, path: str, mine: bool) -> list[Json]:

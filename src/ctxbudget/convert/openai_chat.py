@@ -32,8 +32,8 @@ from ctxbudget.convert._wire import (
     pop_str,
     split_data_url,
 )
-from ctxbudget.exchanges import assign_exchanges
-from ctxbudget.items import (
+from ctxbudget.session.exchanges import assign_exchanges
+from ctxbudget.session.items import (
     Component,
     DocumentPart,
     ImagePart,

@@ -33,8 +33,8 @@ from ctxbudget.convert._wire import (
     split_data_url,
     text_of,
 )
-from ctxbudget.exchanges import assign_exchanges
-from ctxbudget.items import (
+from ctxbudget.session.exchanges import assign_exchanges
+from ctxbudget.session.items import (
     Component,
     DocumentPart,
     ImagePart,

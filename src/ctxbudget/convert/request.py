@@ -32,7 +32,7 @@ from ctxbudget.convert.openai_responses import (
     to_openai_responses,
     to_openai_responses_tools,
 )
-from ctxbudget.items import Item, ToolSpec
+from ctxbudget.session.items import Item, ToolSpec
 
 __all__ = [
     "Format",

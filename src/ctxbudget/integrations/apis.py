@@ -13,16 +13,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ctxbudget.convert.request import Format
-from ctxbudget.errors import UsageError
-from ctxbudget.manager import Provider
-from ctxbudget.usage import (
+from ctxbudget.billing.usage import (
     Usage,
     as_plain,
     usage_from_anthropic,
     usage_from_openai_chat,
     usage_from_openai_responses,
 )
+from ctxbudget.convert.request import Format
+from ctxbudget.engine.request import Provider
+from ctxbudget.errors import UsageError
 
 __all__ = ["ADAPTERS", "Adapter", "Collector", "ErrorKind", "classify_error"]
 

@@ -13,9 +13,9 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ctxbudget.billing.usage import as_plain
 from ctxbudget.convert.request import Format
 from ctxbudget.errors import UsageError
-from ctxbudget.usage import as_plain
 
 if TYPE_CHECKING:
     from ctxbudget.manager import ContextManager

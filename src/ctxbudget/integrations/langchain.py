@@ -42,10 +42,10 @@ except ImportError as exc:
         "pip install 'ctxbudget[langchain]'"
     ) from exc
 
+from ctxbudget.billing.usage import Usage
 from ctxbudget.errors import ProviderError
 from ctxbudget.integrations.history import HistorySync
 from ctxbudget.manager import ContextManager
-from ctxbudget.usage import Usage
 
 __all__ = ["ContextBudgetMiddleware", "usage_from_langchain"]
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from ctxbudget.billing.usage import Usage
+from ctxbudget.budget.models import Prices, resolve_model
 from ctxbudget.convert.request import requested_output
-from ctxbudget.models import Prices, resolve_model
 from ctxbudget.spend.guard import SpendGuard, projected_cost
 from ctxbudget.spend.ledger import Reservation, Switch
-from ctxbudget.usage import Usage
 
 if TYPE_CHECKING:
     from ctxbudget.manager import ContextManager

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
+from ctxbudget.billing.usage import Usage
 from ctxbudget.integrations.apis import Collector
-from ctxbudget.usage import Usage
 
 __all__ = ["AsyncManagedStream", "ManagedStream"]
 

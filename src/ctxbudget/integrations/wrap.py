@@ -18,6 +18,7 @@ from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ctxbudget.billing.usage import Usage
 from ctxbudget.convert.request import requested_output
 from ctxbudget.errors import UsageError
 from ctxbudget.integrations.apis import (
@@ -31,7 +32,6 @@ from ctxbudget.integrations.apis import (
 from ctxbudget.integrations.history import HistorySync
 from ctxbudget.integrations.spending import CallSpend
 from ctxbudget.integrations.streams import AsyncManagedStream, ManagedStream
-from ctxbudget.usage import Usage
 
 if TYPE_CHECKING:
     from ctxbudget.manager import ContextManager

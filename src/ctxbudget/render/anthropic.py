@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ctxbudget.convert.anthropic import to_anthropic, to_anthropic_tools
-from ctxbudget.items import Item, ToolSpec
+from ctxbudget.session.items import Item, ToolSpec
 
 __all__ = ["LEADING_USER_NOTE", "AnthropicRenderer"]
 
@@ -31,11 +31,18 @@ class AnthropicRenderer:
         model: str,
         max_tokens: int,
         options: Mapping[str, Any] | None = None,
+        positions: list[int] | None = None,
     ) -> dict[str, Any]:
-        """The request body: ``model``, ``max_tokens``, ``system``, ``messages``, ``tools``."""
-        system, messages = to_anthropic(list(items))
+        """The request body: ``model``, ``max_tokens``, ``system``, ``messages``, ``tools``.
+
+        ``positions``, when given, receives the index in ``messages`` where each item ends
+        (as :func:`~ctxbudget.convert.anthropic.to_anthropic`, the leading note counted).
+        """
+        system, messages = to_anthropic(list(items), positions)
         if messages and messages[0]["role"] != "user":
             messages.insert(0, {"role": "user", "content": LEADING_USER_NOTE})
+            if positions is not None:
+                positions[:] = [p + 1 if p >= 0 else p for p in positions]
         body: dict[str, Any] = {"model": model, "max_tokens": max_tokens}
         if system is not None:
             body["system"] = system

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ctxbudget.convert.openai_chat import to_openai_chat, to_openai_chat_tools
-from ctxbudget.items import Item, ToolSpec
+from ctxbudget.session.items import Item, ToolSpec
 
 __all__ = ["OpenAIChatRenderer"]
 

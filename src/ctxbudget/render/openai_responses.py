@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ctxbudget.convert.openai_responses import to_openai_responses, to_openai_responses_tools
-from ctxbudget.items import Item, ToolSpec
+from ctxbudget.session.items import Item, ToolSpec
 
 __all__ = ["OpenAIResponsesRenderer"]
 

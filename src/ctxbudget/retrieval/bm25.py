@@ -1,6 +1,6 @@
 """A lexical index over documents the user adds: BM25, no dependency, fully offline.
 
-Scoring is the BM25 of :mod:`ctxbudget.strategies._bm25` (shared with the importance
+Scoring is the BM25 of :mod:`ctxbudget.compaction.strategies._bm25` (shared with the importance
 strategy), over its term splitter (words, identifiers and paths with their pieces). Term
 lists are kept per document, so adding is one split and a search scores the documents of
 the asked domains.
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from ctxbudget.compaction.strategies._bm25 import bm25_scores, terms
 from ctxbudget.errors import UsageError
 from ctxbudget.retrieval.documents import Document, Hit
-from ctxbudget.strategies._bm25 import bm25_scores, terms
 
 __all__ = ["BM25Index", "bm25_rerank"]
 

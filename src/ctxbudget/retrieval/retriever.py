@@ -15,12 +15,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from ctxbudget.compaction.strategies.base import Proposal
 from ctxbudget.errors import ConfigError, UsageError
-from ctxbudget.items import Component, Item, TextPart
-from ctxbudget.log import Edit
 from ctxbudget.retrieval.documents import Document, Hit
 from ctxbudget.retrieval.usage import HitRate, TurnUsage, used_documents
-from ctxbudget.strategies.base import Proposal
+from ctxbudget.session.items import Component, Item, TextPart
+from ctxbudget.session.log import Edit
 
 if TYPE_CHECKING:
     from ctxbudget.manager import ContextManager

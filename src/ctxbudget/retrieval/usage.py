@@ -21,9 +21,9 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ctxbudget.compaction.strategies._bm25 import terms
 from ctxbudget.errors import ConfigError
 from ctxbudget.retrieval.documents import Document
-from ctxbudget.strategies._bm25 import terms
 
 __all__ = ["HitRate", "TurnUsage", "used_documents"]
 

@@ -18,9 +18,9 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from ctxbudget.compaction.strategies._bm25 import terms
 from ctxbudget.errors import ConfigError, UsageError
 from ctxbudget.routing.decision import RoutingDecision
-from ctxbudget.strategies._bm25 import terms
 
 __all__ = ["Embed", "EmbeddingRouter", "Route", "hashing_embedder"]
 

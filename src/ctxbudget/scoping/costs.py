@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from ctxbudget.cost import cache_rates
-from ctxbudget.items import ToolSpec
-from ctxbudget.models import Prices
+from ctxbudget.billing.cost import cache_rates
+from ctxbudget.budget.models import Prices
+from ctxbudget.session.items import ToolSpec
 from ctxbudget.tokens.count import TokenCount
 from ctxbudget.tokens.counter import TokenCounter
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from ctxbudget.cost import rewrite_economics
-from ctxbudget.cost_planner import CostGate
-from ctxbudget.models import Prices
+from ctxbudget.billing.cost import rewrite_economics
+from ctxbudget.budget.models import Prices
+from ctxbudget.compaction.cost_planner import CostGate
 
 __all__ = ["PhaseChange", "price_change"]
 

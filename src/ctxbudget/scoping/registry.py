@@ -18,7 +18,7 @@ from ctxbudget.convert import (
 )
 from ctxbudget.convert.request import has_anthropic_tools
 from ctxbudget.errors import ConfigError
-from ctxbudget.items import ToolSpec
+from ctxbudget.session.items import ToolSpec
 
 __all__ = ["Phase", "ToolGroup", "ToolRegistry", "read_tool_specs"]
 

@@ -21,9 +21,8 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
 
 from ctxbudget.cache.fingerprint import CacheBust
-from ctxbudget.cost_planner import expected_turns
+from ctxbudget.compaction.cost_planner import expected_turns
 from ctxbudget.errors import ConfigError, PolicyError
-from ctxbudget.items import Component, ToolSpec
 from ctxbudget.scoping.pricing import PhaseChange, price_change
 from ctxbudget.scoping.registry import ToolRegistry
 from ctxbudget.scoping.wire import (
@@ -33,6 +32,7 @@ from ctxbudget.scoping.wire import (
     allowed_tools_choice,
     anthropic_deferred,
 )
+from ctxbudget.session.items import Component, ToolSpec
 from ctxbudget.tokens.count import TokenCount
 
 if TYPE_CHECKING:

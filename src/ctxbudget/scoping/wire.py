@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from ctxbudget.convert import from_anthropic_tools, to_anthropic_tools
 from ctxbudget.errors import ConfigError
-from ctxbudget.items import ToolSpec
+from ctxbudget.session.items import ToolSpec
 
 __all__ = [
     "ANTHROPIC_TOOL_SEARCH_BETA",

@@ -13,15 +13,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ctxbudget.baselines import clear_tool_uses, full_history, mask_observations
+from ctxbudget.budget.models import ModelSpec
+from ctxbudget.budget.policy import PRESETS
 from ctxbudget.convert.request import Format
 from ctxbudget.errors import ConfigError
-from ctxbudget.items import Item, ToolSpec
-from ctxbudget.log import CompactionRecord
 from ctxbudget.manager import ContextManager
-from ctxbudget.models import ModelSpec
-from ctxbudget.policy import PRESETS
 from ctxbudget.render import AnthropicRenderer, OpenAIChatRenderer
+from ctxbudget.session.items import Item, ToolSpec
+from ctxbudget.session.log import CompactionRecord
+from ctxbudget.simulate.baselines import clear_tool_uses, full_history, mask_observations
 from ctxbudget.tokens.counter import TokenCounter
 
 __all__ = [

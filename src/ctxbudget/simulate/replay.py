@@ -17,20 +17,20 @@ from decimal import Decimal
 from pathlib import Path
 from typing import IO
 
-from ctxbudget.accounting import counter_for
+from ctxbudget.billing.cost import price
+from ctxbudget.billing.usage import Usage
+from ctxbudget.budget.accounting import counter_for
+from ctxbudget.budget.models import ModelSpec
 from ctxbudget.cache.fingerprint import CacheBustWarning
 from ctxbudget.cache.rules import CacheRules, cache_rules
 from ctxbudget.cache.session import SessionCache
 from ctxbudget.convert.request import Format
-from ctxbudget.cost import price
-from ctxbudget.items import Item
-from ctxbudget.models import ModelSpec
-from ctxbudget.retention import RetentionTracker, task_length
+from ctxbudget.session.items import Item
 from ctxbudget.simulate.policies import PolicyRunner, start_policy, wire_format
 from ctxbudget.simulate.results import Compaction, PolicyRun, SessionResult
+from ctxbudget.simulate.retention import RetentionTracker, task_length
 from ctxbudget.tokens.counter import TokenCounter
 from ctxbudget.traces.session import Session
-from ctxbudget.usage import Usage
 
 __all__ = ["STEP_SECONDS", "simulate_session"]
 

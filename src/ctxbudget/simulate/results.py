@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from ctxbudget.retention import RetentionTotals
-from ctxbudget.usage import Usage
+from ctxbudget.billing.usage import Usage
+from ctxbudget.simulate.retention import RetentionTotals
 
 __all__ = ["Compaction", "PolicyRun", "PolicyTotals", "SessionResult", "Simulation"]
 

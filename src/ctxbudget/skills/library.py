@@ -15,11 +15,11 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ctxbudget.compaction.strategies.base import Proposal
 from ctxbudget.errors import ConfigError, ContextOverflow, UsageError
-from ctxbudget.items import Component, Item, TextPart
-from ctxbudget.log import CompactionRecord, Edit
+from ctxbudget.session.items import Component, Item, TextPart
+from ctxbudget.session.log import CompactionRecord, Edit
 from ctxbudget.skills.skill import SKILL_FILE, Skill, load_skill
-from ctxbudget.strategies.base import Proposal
 
 if TYPE_CHECKING:
     from ctxbudget.manager import ContextManager

@@ -3,7 +3,7 @@
 The projection is what the prepared request can cost at most: its predicted input cost
 (with the cache reads and writes the cache layer expects) plus the most output the call
 may produce, at the model's output price. Settling replaces it with what the provider
-billed, priced the same way (:func:`~ctxbudget.cost.price`).
+billed, priced the same way (:func:`~ctxbudget.billing.cost.price`).
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from contextlib import contextmanager, suppress
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from ctxbudget.cost import price
+from ctxbudget.billing.cost import price
+from ctxbudget.billing.usage import Usage
+from ctxbudget.budget.models import ModelSpec, Prices
 from ctxbudget.errors import ConfigError, UsageError
-from ctxbudget.models import ModelSpec, Prices
 from ctxbudget.spend.ledger import Reservation, SpendLedger, Switch
 from ctxbudget.spend.model import Tags, from_nanos, to_nanos
-from ctxbudget.usage import Usage
 
 if TYPE_CHECKING:
     from ctxbudget.manager import ContextManager

@@ -3,17 +3,17 @@
 ::
 
     store = open_store("sqlite:///.ctxbudget/ctxbudget.db")   # or postgresql://, redis://
-    mgr = open_session("run-42", store, model="gpt-4o")      # resume, or create empty
+    mgr = ContextManager.open("run-42", store, model="gpt-4o")  # resume, or create empty
     with mgr.log.batch():                                      # one exchange, one transaction
         mgr.extend([assistant_with_tool_calls, *tool_results])
 
-A session is its append-only event log (``ctxbudget.log``); every event is written through
+A session is its append-only event log (``ctxbudget.session.log``); every event is written through
 to the store before the append returns, and a resumed session replays to the same state.
 """
 
 from ctxbudget.store.base import LogConflict, SessionInfo, SessionStore
 from ctxbudget.store.events import StoredEvent, decode_event, encode_event
-from ctxbudget.store.resume import StoreSink, open_session, replay
+from ctxbudget.store.sink import StoreSink
 from ctxbudget.store.url import DEFAULT_STORE, STORE_ENV, open_store, store_url
 
 __all__ = [
@@ -26,8 +26,6 @@ __all__ = [
     "StoredEvent",
     "decode_event",
     "encode_event",
-    "open_session",
     "open_store",
-    "replay",
     "store_url",
 ]

@@ -16,9 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
+from ctxbudget.billing.usage import Usage
 from ctxbudget.errors import StorageError, UsageError
-from ctxbudget.items import Item, ToolSpec, item_from_dict, item_to_dict
-from ctxbudget.log import (
+from ctxbudget.session.items import Item, ToolSpec, item_from_dict, item_to_dict
+from ctxbudget.session.log import (
     Appended,
     Compacted,
     CompactionRecord,
@@ -28,7 +29,6 @@ from ctxbudget.log import (
     Prepared,
     ToolsSet,
 )
-from ctxbudget.usage import Usage
 
 __all__ = ["EventKind", "StoredEvent", "decode_event", "encode_event"]
 

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
 
+from ctxbudget.billing.usage import Usage
+from ctxbudget.budget.ledger import LedgerSnapshot
 from ctxbudget.errors import UsageError
-from ctxbudget.ledger import LedgerSnapshot
-from ctxbudget.log import CompactionRecord
+from ctxbudget.session.log import CompactionRecord
 from ctxbudget.telemetry.alerts import AlertMonitor, AlertRules
 from ctxbudget.telemetry.history import MetricsHistory
 from ctxbudget.telemetry.record import (
@@ -26,7 +27,6 @@ from ctxbudget.telemetry.record import (
     cache_hit_share,
 )
 from ctxbudget.telemetry.signals import RetrievalTurn, SignalActions, retrieval_hit_rate
-from ctxbudget.usage import Usage
 
 __all__ = ["CallFacts", "Decision", "SessionObserver"]
 

@@ -3,7 +3,7 @@
 Subscribe an :class:`OTelExporter` to ``manager.metrics``. Billed calls record
 ``gen_ai.client.token.usage`` (input and output, ``gen_ai.token.type``) and a ``chat {model}``
 client span carrying ``gen_ai.usage.*``; every prepared call records our own instruments
-(``ctxbudget.context.*``, ``ctxbudget.compaction.*``, ``ctxbudget.cost``...) and a short
+(``ctxbudget.context.*``, ``ctxbudget.compaction.*``, ``ctxbudget.billing.cost``...) and a short
 ``ctxbudget.prepare`` span. Needs the ``otel`` extra (``opentelemetry-api``); without
 providers given, the globally configured ones are used, as OpenTelemetry intends.
 """
@@ -79,7 +79,7 @@ class OTelExporter:
             description="Cached prefix tokens compaction made the provider write again",
         )
         self._cost = meter.create_counter(
-            "ctxbudget.cost", unit="USD", description="Billed cost of the calls"
+            "ctxbudget.billing.cost", unit="USD", description="Billed cost of the calls"
         )
 
     def __call__(self, record: CallMetrics) -> None:
@@ -97,7 +97,7 @@ class OTelExporter:
         self._distance.set(record.constraint_distance, own)
         self._compression.set(record.compression_ratio, own)
         if record.cache_hit_rate is not None:
-            self._cache.set(record.cache_hit_rate, {**own, "ctxbudget.usage": "predicted"})
+            self._cache.set(record.cache_hit_rate, {**own, "ctxbudget.billing.usage": "predicted"})
         if record.retrieval_hit_rate is not None:
             self._retrieval.set(record.retrieval_hit_rate, own)
         for c in record.compactions:
@@ -118,7 +118,7 @@ class OTelExporter:
         self._tokens.record(usage.output_tokens, {**base, "gen_ai.token.type": "output"})
         if usage.input_tokens:
             rate = usage.cache_read_tokens / usage.input_tokens
-            self._cache.set(rate, {**base, "ctxbudget.usage": "billed"})
+            self._cache.set(rate, {**base, "ctxbudget.billing.usage": "billed"})
         if record.billed_cost is not None:
             self._cost.add(float(record.billed_cost), base)
         span = self._tracer.start_span(

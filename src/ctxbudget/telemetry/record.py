@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
-from ctxbudget.usage import Usage
+from ctxbudget.billing.usage import Usage
 
 __all__ = ["CallMetrics", "CompactionMetrics", "ComponentMetrics", "Stage", "cache_hit_share"]
 

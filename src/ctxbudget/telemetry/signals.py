@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ctxbudget.errors import ConfigError
-from ctxbudget.items import Component, Item, TextPart, item_text
+from ctxbudget.session.items import Component, Item, TextPart, item_text
 
 __all__ = [
     "REMINDER_PREFIX",

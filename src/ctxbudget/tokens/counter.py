@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TypeAlias
 
 from ctxbudget.errors import ConfigError
-from ctxbudget.items import Item, TextPart, ToolResultPart, ToolSpec, content_key
+from ctxbudget.session.items import Item, TextPart, ToolResultPart, ToolSpec, content_key
 from ctxbudget.tokens.backends import Tokenizer, scale
 from ctxbudget.tokens.count import TokenCount
 from ctxbudget.tokens.framing import (

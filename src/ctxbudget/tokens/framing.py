@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal, TypeAlias, get_args
 
 from ctxbudget.errors import ConfigError
-from ctxbudget.items import (
+from ctxbudget.session.items import (
     ImagePart,
     Item,
     Part,

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from ctxbudget.items import Component, Item
+from ctxbudget.billing.usage import Usage, usage_from_openai_chat
+from ctxbudget.session.items import Component, Item
 from ctxbudget.traces._read import Where, converting
 from ctxbudget.traces.session import RecordedCall
-from ctxbudget.usage import Usage, usage_from_openai_chat
 
 __all__ = [
     "API_KEYS",

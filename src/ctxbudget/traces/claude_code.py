@@ -35,11 +35,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from ctxbudget.billing.usage import Usage, usage_from_anthropic
 from ctxbudget.convert.anthropic import from_anthropic
 from ctxbudget.traces._common import CallInfo, recorded_calls
 from ctxbudget.traces._read import Document, Line, Where, converting
 from ctxbudget.traces.session import RecordedTotals, Session
-from ctxbudget.usage import Usage, usage_from_anthropic
 
 __all__ = ["FORMAT", "STREAM_FORMAT", "is_record", "is_stream_record", "read"]
 

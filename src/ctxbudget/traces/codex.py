@@ -33,11 +33,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ctxbudget.billing.usage import Usage
 from ctxbudget.convert.openai_responses import from_openai_responses
 from ctxbudget.traces._common import CallInfo, recorded_calls
 from ctxbudget.traces._read import Document, Where, converting
 from ctxbudget.traces.session import RecordedTotals, Session
-from ctxbudget.usage import Usage
 
 __all__ = ["FORMAT", "is_legacy_meta", "is_record", "read"]
 

@@ -27,7 +27,7 @@ import re
 from typing import Any
 
 from ctxbudget.convert.openai_chat import from_openai_chat
-from ctxbudget.items import Item, item_text
+from ctxbudget.session.items import Item, item_text
 from ctxbudget.traces._common import (
     CallInfo,
     api_message,

@@ -28,11 +28,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ctxbudget.billing.usage import Usage
 from ctxbudget.convert.openai_chat import from_openai_chat
 from ctxbudget.traces._common import CallInfo, recorded_calls
 from ctxbudget.traces._read import Document, Where, converting, sub
 from ctxbudget.traces.session import RecordedTotals, Session
-from ctxbudget.usage import Usage
 
 __all__ = ["FORMAT", "looks_like", "read"]
 

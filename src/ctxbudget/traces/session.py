@@ -3,7 +3,7 @@
 Every importer returns :class:`Session` objects, whatever the log format, so analysis,
 simulation and reports never look at a format again. A *model call* is one assistant item:
 its request was everything before it. Where the log recorded what a call was billed, the
-call carries it as :class:`~ctxbudget.usage.Usage` (and the log's own dollar figure).
+call carries it as :class:`~ctxbudget.billing.usage.Usage` (and the log's own dollar figure).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from ctxbudget.items import Item, ToolSpec
-from ctxbudget.usage import Usage
+from ctxbudget.billing.usage import Usage
+from ctxbudget.session.items import Item, ToolSpec
 
 __all__ = ["RecordedCall", "RecordedTotals", "Session"]
 

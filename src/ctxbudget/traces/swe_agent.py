@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ctxbudget.convert.openai_chat import from_openai_chat
-from ctxbudget.items import Component, Item, item_text
+from ctxbudget.session.items import Component, Item, item_text
 from ctxbudget.traces._common import (
     api_message,
     command_name,

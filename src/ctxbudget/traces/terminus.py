@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ctxbudget.convert.openai_chat import from_openai_chat
-from ctxbudget.items import Item, item_text
+from ctxbudget.session.items import Item, item_text
 from ctxbudget.traces._common import api_message, mark_observations, recorded_calls
 from ctxbudget.traces._read import Document, converting, read_document
 from ctxbudget.traces.session import Session

@@ -1,0 +1,331 @@
+"""The compaction session the planner drives: view, ledger and log kept in step.
+
+It owns what compaction changes and decides with: the view, the accountant, the log, the
+built strategies and the cost gate. The planner runs the cascade over it; below the high
+watermark it clears old tool results once carrying them has cost a rewrite (ski rental);
+new tool results are truncated at the door; a reset that still does not fit is squeezed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from decimal import Decimal
+
+from ctxbudget.budget.accounting import Accountant
+from ctxbudget.cache.session import SessionCache
+from ctxbudget.compaction.cost_planner import CostGate, RentMeter, expected_turns, proposal_effect
+from ctxbudget.compaction.planner import CascadeOutcome, Trigger, run_cascade, trigger
+from ctxbudget.compaction.squeeze import squeeze_edit
+from ctxbudget.compaction.strategies._mechanical import is_text_observation
+from ctxbudget.compaction.strategies.base import CompactionInput, Proposal, derived_kind
+from ctxbudget.compaction.strategies.clear_tool_results import ClearToolResultsConfig
+from ctxbudget.compaction.strategies.summarize import is_summary, summary_request
+from ctxbudget.engine.cascade import Cascade
+from ctxbudget.errors import ContextOverflow, UsageError
+from ctxbudget.session.items import Component, ComponentKind, Item, item_text
+from ctxbudget.session.log import CompactionRecord, SessionLog
+from ctxbudget.session.view import View
+from ctxbudget.telemetry.observer import SessionObserver
+from ctxbudget.tokens.backends import Tokenizer
+
+__all__ = ["MIN_CLEAR_TOKENS", "Compactor"]
+
+_MECHANICAL = ("dedup", "clear_tool_results")
+"""Strategies the cost planner may run before the high watermark: free of model calls."""
+MIN_CLEAR_TOKENS = 2048
+"""Least a clearing below the watermark must free: smaller savings are not worth the detail."""
+_KEEP_RESULTS = ClearToolResultsConfig().keep_last
+"""Newest tool results not counted as clearable: what clear_tool_results keeps by default."""
+_ALREADY_SMALL = ("clear", "dedup")
+"""Derivations that left a placeholder or pointer: nothing more to clear there."""
+_MAX_SQUEEZES = 16
+"""How many last-resort cuts one cascade may make before giving up with ContextOverflow."""
+
+
+class Compactor:
+    """View, ledger and log of one session, and the compactions applied to them."""
+
+    def __init__(
+        self,
+        *,
+        accountant: Accountant,
+        cascade: Cascade,
+        cache: SessionCache,
+        gate: CostGate,
+        observer: SessionObserver,
+        strict: bool,
+        horizon: int | None,
+        presummarize_at: float | None,
+    ) -> None:
+        self.log = SessionLog()
+        self.view = View()
+        self.accountant = accountant
+        self.cascade = cascade
+        self.cache = cache
+        self.gate = gate
+        self.observer = observer
+        self.strict = strict
+        self.horizon = horizon
+        self.presummarize_at = presummarize_at
+        self.tokenizer: Tokenizer = accountant.counter.tokenizer
+        allocation = accountant.ledger.allocation
+        self.kinds = {c: allocation.kind(c) for c in Component}
+        self.rent = RentMeter(gate)
+        self.pending: list[CompactionRecord] = []
+        """Compactions outside a prepare (door truncations, restatements), reported with it."""
+        self.sent = 0
+        """Input tokens of the view when the last request was prepared (what is cached)."""
+        self.turns = 0
+        """Requests prepared so far."""
+        self.edits = 0
+        """Compactions applied so far (what a count over the view must be redone after)."""
+
+    # -- the CompactionSession the planner drives ------------------------------------------
+
+    def total(self) -> int:
+        """Input tokens of the current view (ledger)."""
+        return self.accountant.input_tokens.tokens
+
+    def compaction_input(self, need: int, *, last_resort: bool) -> CompactionInput:
+        """The view as strategies see it."""
+        return CompactionInput(
+            items=self.view.items,
+            count=self.count,
+            need=need,
+            kinds=self.kinds,
+            task=self.task(),
+            last_resort=last_resort,
+        )
+
+    def apply(self, strategy: str, proposal: Proposal, reason: str) -> CompactionRecord | str:
+        """Apply a proposal: view, ledger and log stay in step; why not, if rejected."""
+        inserted = [i.id for e in proposal.edits for i in e.insert]
+        taken = [i for i in inserted if i in self.log]
+        if taken:
+            return f"inserted ids already in the session: {taken}"
+        before = self.accountant.input_tokens
+        removed = {i for e in proposal.edits for i in e.remove}
+        first = next((n for n, i in enumerate(self.view.items) if i.id in removed), None)
+        try:
+            self.view.apply(proposal.edits)
+        except UsageError as exc:
+            return str(exc)
+        for edit in proposal.edits:
+            for item_id in edit.remove:
+                self.accountant.remove(item_id)
+            for item in edit.insert:
+                self.accountant.add(item)
+        after = self.accountant.input_tokens
+        self.edits += 1
+        record = CompactionRecord(
+            strategy=strategy,
+            edits=proposal.edits,
+            tokens_before=before.tokens,
+            tokens_after=after.tokens,
+            exact=before.exact and after.exact,
+            reason=reason,
+        )
+        self.log.compact(record)
+        if first is not None:
+            tail = self.view.items[first:]
+            self.observer.rewrote(record, sum(self.accountant.count(i.id).tokens for i in tail))
+        return record
+
+    # -- what enters ------------------------------------------------------------------------
+
+    def add(self, item: Item) -> int:
+        """Append ``item`` to log, view and ledger; its tokens."""
+        self.log.append(item)
+        self.view.append(item)
+        return self.accountant.add(item).tokens
+
+    def truncate_at_door(self, item: Item) -> None:
+        """Truncate a new tool result that is over the door's limit (recorded, recallable)."""
+        if self.cascade.door is None or not item.tool_results:
+            return
+        view = CompactionInput(items=(item,), count=self.count, need=0, keep_last=0)
+        proposal = self.cascade.door(view)
+        if proposal.edits:
+            record = self.apply("truncate", proposal, "oversized tool result, at the door")
+            if not isinstance(record, str):
+                self.pending.append(record)
+
+    # -- when and what ------------------------------------------------------------------------
+
+    def plan(self, limit: int, now: float, early: Trigger | None) -> tuple[Trigger | None, str]:
+        """Whether to compact now (the trigger) and, if it would not pay, why it waits.
+
+        ``early`` is a trigger of the health actions (history over its share), used when
+        the watermarks do not fire.
+        """
+        allocation = self.accountant.ledger.allocation
+        trig = (
+            trigger(
+                self.total(),
+                high=min(allocation.high_watermark, limit),
+                low=min(allocation.low_watermark, limit),
+                usable=limit,
+            )
+            or early
+        )
+        if trig is None or self.total() > limit:
+            return trig, ""
+        economics = self.gate.judge(
+            freed=self.total() - trig.target,
+            rewritten=max(trig.target - self.fixed_tokens(), 0),
+            cached=self.cache_warm(now),
+            horizon=expected_turns(self.turns, self.horizon),
+        )
+        if not self.gate.pays(economics) and economics is not None:
+            return None, economics.describe()
+        return trig, ""
+
+    def run(self, trig: Trigger) -> CascadeOutcome:
+        """The cascade down to ``trig``'s target; reset, then squeeze, if it still won't fit
+        (``strict``: raise :class:`ContextOverflow` instead of resetting)."""
+        cascade = self.cascade
+        if self.strict:
+            outcome = run_cascade(self, cascade.steps, trig, reset=None)
+            if self.total() > trig.limit:
+                raise self.overflow(self.total(), trig.limit)
+            return outcome
+        outcome = run_cascade(self, cascade.steps, trig, reset=cascade.reset)
+        for _ in range(_MAX_SQUEEZES):
+            over = self.total() - trig.limit
+            if over <= 0:
+                break
+            view = self.compaction_input(over, last_resort=True)
+            edit = squeeze_edit(dataclasses.replace(view, keep_last=0), self.tokenizer)
+            if edit is None:
+                break
+            record = self.apply(
+                "squeeze", Proposal(edits=(edit,)), f"{trig.reason}; latest turn too big"
+            )
+            if isinstance(record, str):
+                outcome.failures.append(f"squeeze: {record}")
+                break
+            outcome.records.append(record)
+        return outcome
+
+    def compact_if_pays(self, now: float) -> CascadeOutcome:
+        """Below the watermark: clear old tool results once carrying them cost a rewrite."""
+        outcome = CascadeOutcome()
+        if self.gate.prices is None or self.cache.rules.mode == "none":
+            return outcome
+        clearable = self.clearable()
+        self.rent.pay(clearable)
+        if clearable < MIN_CLEAR_TOKENS or not self.rent.due():
+            return outcome
+        cached = self.cache_warm(now)
+        new_tokens = max(self.total() - self.sent, 0)  # not cached yet: no rewrite
+        best: tuple[float, str, Proposal, Decimal] | None = None
+        for name, runner in self.cascade.steps:
+            if name not in _MECHANICAL:
+                continue
+            proposal = runner(self.compaction_input(self.total(), last_resort=False))
+            if not proposal.edits:
+                continue
+            effect = proposal_effect(self.view.items, proposal.edits, self.count)
+            if effect.freed < MIN_CLEAR_TOKENS:
+                continue  # not worth losing detail for
+            rewrite = self.gate.rewrite_cost(max(effect.rewritten - new_tokens, 0), cached=cached)
+            ratio = effect.freed / max(effect.rewritten, 1)
+            if best is None or ratio > best[0]:
+                best = (ratio, name, proposal, rewrite)
+        if best is None:
+            self.rent.postpone()
+            return outcome
+        if not self.rent.buys(best[3]):
+            return outcome
+        _, name, proposal, rewrite = best
+        reason = (
+            f"clearing pays: ${self.rent.rent:.4f} spent re-reading clearable tokens "
+            f">= ${rewrite:.4f} to rewrite the prefix"
+        )
+        record = self.apply(name, proposal, reason)
+        if isinstance(record, str):
+            outcome.failures.append(f"{name}: edits rejected: {record}")
+        else:
+            outcome.records.append(record)
+            self.rent.bought()
+        return outcome
+
+    def presummarize(self) -> None:
+        """Past ``presummarize_at``, start summarizing what the next compaction will need."""
+        pre, config = self.cascade.pre, self.cascade.summarize
+        if pre is None or config is None or self.presummarize_at is None:
+            return
+        allocation = self.accountant.ledger.allocation
+        if self.total() < self.presummarize_at * allocation.usable:
+            return
+        # a little more than a compaction from the high watermark needs, so it still covers
+        # the selection when the watermark is crossed a few messages later
+        need = (allocation.high_watermark - allocation.low_watermark) * 5 // 4
+        request = summary_request(config, self.compaction_input(need, last_resort=False))
+        if request is not None:
+            pre.start(request)
+
+    def overflow(self, tokens: int, limit: int) -> ContextOverflow:
+        """The error for a request of ``tokens`` that cannot be brought under ``limit``."""
+        snapshot = self.accountant.snapshot()
+        allocation = self.accountant.ledger.allocation
+        largest = max(snapshot.components, key=lambda r: r.used)
+        pinned = [i for i in self.view if i.pinned]
+        name = largest.component.value
+        detail = f"; pinned items: {', '.join(i.id for i in pinned)}" if pinned else ""
+        return ContextOverflow(
+            f"the request needs {tokens:,} input tokens but at most {limit:,} fit "
+            f"(window {allocation.context_window:,} − output reserve "
+            f"{allocation.output_reserve:,} − margin {allocation.safety_margin:,}); the largest "
+            f"component that cannot be compacted further is {name!r} "
+            f"({largest.used:,} tokens){detail}. Shorten fixed or pinned "
+            "content, or use a model with a larger window.",
+            component=name,
+            size=tokens,
+            limit=limit,
+        )
+
+    # -- measures of the view -------------------------------------------------------------
+
+    def count(self, item: Item) -> int:
+        """Tokens of ``item`` (the counter's cache; no ledger lookup)."""
+        return self.accountant.counter.count_item(item).tokens
+
+    def clearable(self) -> int:
+        """Tokens of tool results a clearing could free (all but the newest few)."""
+        seen, tokens = 0, 0
+        for item in reversed(self.view.items):
+            observation = item.tool_results or is_text_observation(item)
+            if not observation or derived_kind(item.id) in _ALREADY_SMALL:
+                continue
+            seen += 1
+            if seen > _KEEP_RESULTS:
+                tokens += self.count(item)
+        return tokens
+
+    def fixed_tokens(self) -> int:
+        """Tokens that survive any compaction: fixed components, tools, request overhead."""
+        return sum(
+            row.used
+            for row in self.accountant.snapshot().components
+            if self.kinds.get(row.component) is ComponentKind.FIXED
+        )
+
+    def cache_warm(self, now: float) -> bool:
+        """Whether the provider cache should still hold the last request's prefix."""
+        return self.cache.rules.mode != "none" and self.cache.state.is_warm(now)
+
+    def task(self) -> str:
+        """The first and the latest user request: what summaries must keep in view."""
+        users = [
+            i
+            for i in self.view
+            if i.role == "user"
+            and not i.tool_results
+            and not is_text_observation(i)
+            and not is_summary(i)
+        ]
+        if not users:
+            return ""
+        first, last = item_text(users[0]), item_text(users[-1])
+        return first if first == last else f"{first}\n{last}"

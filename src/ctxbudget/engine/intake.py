@@ -1,0 +1,56 @@
+"""What enters the context: caller messages and tool schemas read into items and specs.
+
+Pure functions of their input: which wire format a list of messages is in is detected (or
+given), and item ids are numbered from ``start`` so they stay unique in the session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ctxbudget.convert.anthropic import from_anthropic, from_anthropic_tools
+from ctxbudget.convert.openai_chat import from_openai_chat, from_openai_chat_tools
+from ctxbudget.convert.openai_responses import from_openai_responses, from_openai_responses_tools
+from ctxbudget.convert.request import Format, has_anthropic_blocks, has_anthropic_tools
+from ctxbudget.errors import UsageError
+from ctxbudget.session.items import Item, ToolSpec
+
+__all__ = ["read_messages", "read_tools"]
+
+
+def read_messages(
+    messages: Sequence[Mapping[str, Any] | Item], fmt: Format | None, *, start: int
+) -> list[Item]:
+    """Items for ``messages`` (dicts in ``fmt``, detected when None; or Items as they are)."""
+    if messages and all(isinstance(m, Item) for m in messages):
+        return [m for m in messages if isinstance(m, Item)]
+    if any(isinstance(m, Item) for m in messages):
+        raise UsageError("pass either Item objects or message dicts to extend(), not both")
+    dicts = [m for m in messages if not isinstance(m, Item)]
+    if fmt == "openai_responses":
+        return from_openai_responses(dicts, start=start)
+    if fmt == "anthropic" or (fmt is None and has_anthropic_blocks(dicts)):
+        system = [m for m in dicts if m.get("role") == "system"]
+        rest = [m for m in dicts if m.get("role") != "system"]
+        return from_openai_chat(system, start=start) + from_anthropic(
+            rest, start=start + len(system)
+        )
+    if fmt in (None, "openai_chat"):
+        return from_openai_chat(list(dicts), start=start)
+    raise UsageError(f"unknown format {fmt!r}; expected openai_chat, anthropic or openai_responses")
+
+
+def read_tools(tools: Sequence[Mapping[str, Any] | ToolSpec]) -> list[ToolSpec]:
+    """Tool specs from OpenAI chat, Responses or Anthropic schemas (or specs as they are)."""
+    specs = [t for t in tools if isinstance(t, ToolSpec)]
+    if len(specs) == len(tools):
+        return specs
+    if specs:
+        raise UsageError("pass either ToolSpec objects or tool schema dicts, not both")
+    dicts = [t for t in tools if not isinstance(t, ToolSpec)]
+    if any(isinstance(t, Mapping) and "function" not in t and "parameters" in t for t in dicts):
+        return from_openai_responses_tools(dicts)
+    if has_anthropic_tools(dicts):
+        return from_anthropic_tools(dicts)
+    return from_openai_chat_tools(dicts)

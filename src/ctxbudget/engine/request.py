@@ -1,0 +1,142 @@
+"""Request preparation: the view rendered per wire format, counted, cache-marked, predicted.
+
+The renderers are pure; this keeps what one session's requests share: the prompt cache
+key, the output reserve, and where the latest compaction ended (the Anthropic rolling
+breakpoint goes no earlier, so content about to change is never written to the cache).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from ctxbudget.billing.usage import Usage
+from ctxbudget.cache.session import RequestCache
+from ctxbudget.compaction.planner import CascadeOutcome
+from ctxbudget.convert.request import Format
+from ctxbudget.errors import UsageError
+from ctxbudget.render import AnthropicRenderer, OpenAIChatRenderer, OpenAIResponsesRenderer
+from ctxbudget.session.items import Item, ToolSpec
+from ctxbudget.session.log import CompactionRecord
+
+__all__ = [
+    "FORMATS",
+    "Provider",
+    "RequestWriter",
+    "economic_reason",
+    "predicted_usage",
+    "request_limit",
+    "wire_format",
+]
+
+Provider = Literal["openai", "openai_chat", "openai_responses", "anthropic"]
+FORMATS: dict[str, Format] = {
+    "openai": "openai_chat",
+    "openai_chat": "openai_chat",
+    "openai_responses": "openai_responses",
+    "anthropic": "anthropic",
+}
+"""Wire format of each ``provider`` name ``prepare`` takes."""
+
+
+def wire_format(provider: str) -> Format:
+    """The wire format of ``provider``; UsageError naming the choices for anything else."""
+    fmt = FORMATS.get(provider)
+    if fmt is None:
+        raise UsageError(f"unknown provider {provider!r}; expected one of {', '.join(FORMATS)}")
+    return fmt
+
+
+class RequestWriter:
+    """Renders one session's view to request bodies and tracks its compaction boundary."""
+
+    def __init__(self, *, model: str, output_reserve: int, prompt_cache_key: str | None) -> None:
+        self.model = model
+        self.output_reserve = output_reserve
+        self.prompt_cache_key = prompt_cache_key
+        self._openai = OpenAIChatRenderer()
+        self._responses = OpenAIResponsesRenderer()
+        self._anthropic = AnthropicRenderer()
+        self._boundary: str | None = None
+        """Id of the item ending the latest compaction (summary or placeholder)."""
+        self._positions: list[int] = []
+        """Message index of each item of the last Anthropic body."""
+
+    def render(
+        self,
+        provider: Provider,
+        items: Sequence[Item],
+        tools: Sequence[ToolSpec],
+        options: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        """The body for ``items`` and ``tools`` in ``provider``'s wire format."""
+        if provider != "anthropic" and self.prompt_cache_key is not None:
+            options = {"prompt_cache_key": self.prompt_cache_key, **options}
+        if provider == "openai_responses":
+            return self._responses.render(items, tools, model=self.model, options=options)
+        if provider == "anthropic":
+            rest = dict(options)
+            max_tokens = int(rest.pop("max_tokens", self.output_reserve))
+            self._positions = []
+            return self._anthropic.render(
+                items,
+                tools,
+                model=self.model,
+                max_tokens=max_tokens,
+                options=rest,
+                positions=self._positions,
+            )
+        return self._openai.render(items, tools, model=self.model, options=options)
+
+    def note_boundary(self, records: Sequence[CompactionRecord]) -> None:
+        """Remember the last item the latest of ``records`` inserted."""
+        for record in reversed(records):
+            inserted = [i.id for e in record.edits for i in e.insert]
+            if inserted:
+                self._boundary = inserted[-1]
+                return
+
+    def boundary_block(
+        self, fmt: Format, items: Sequence[Item], body: Mapping[str, Any]
+    ) -> int | None:
+        """Block index (tools, system, messages) of the latest compaction boundary in
+        ``body``, the Anthropic body just rendered from ``items``."""
+        if fmt != "anthropic" or self._boundary is None:
+            return None
+        index = next((n for n, i in enumerate(items) if i.id == self._boundary), None)
+        if index is None:
+            self._boundary = None
+            return None
+        position = self._positions[index]
+        if position < 0:
+            return None
+        return position + bool(body.get("tools")) + bool(body.get("system"))
+
+
+def request_limit(usable: int, limit: int | None) -> int:
+    """The most input tokens this request may have: the usable window, or less."""
+    if limit is None:
+        return usable
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise UsageError(f"input_limit must be a positive int (tokens), got {limit!r}")
+    return min(usable, limit)
+
+
+def predicted_usage(cache: RequestCache, input_tokens: int) -> Usage:
+    """The cache prediction scaled to the verified input count."""
+    prediction = cache.prediction
+    scale = input_tokens / max(cache.fingerprint.tokens, 1)  # block sums frame differently
+    read = min(round(prediction.read_tokens * scale), input_tokens)
+    write = min(round(prediction.write_tokens * scale), input_tokens - read)
+    one_hour = prediction.ttl == "1h"
+    return Usage(
+        input_tokens=input_tokens,
+        cache_read_tokens=read,
+        cache_write_5m_tokens=0 if one_hour else write,
+        cache_write_1h_tokens=write if one_hour else 0,
+    )
+
+
+def economic_reason(outcome: CascadeOutcome) -> str:
+    """Why a compaction below the watermark ran (its first record's reason), or ''."""
+    return outcome.records[0].reason if outcome.records else ""
