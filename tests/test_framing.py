@@ -8,6 +8,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ctxbudget.budget.models import (
+    encoding_for_model,
+    family_for_model,
+    framing_for_model,
+    tokenizer_for_model,
+)
 from ctxbudget.errors import ConfigError, TokenizerError, UnknownModelError
 from ctxbudget.session.items import (
     Component,
@@ -30,12 +36,8 @@ from ctxbudget.tokens import (
     TokenCounter,
     count_item,
     count_tools,
-    encoding_for_model,
-    family_for_model,
-    framing_for_model,
     get_framing,
     request_overhead,
-    tokenizer_for_model,
     tokenizer_from_spec,
 )
 from ctxbudget.tokens.framing import tally_item

@@ -12,15 +12,14 @@ from typing import Any
 
 import pytest
 
+from ctxbudget.budget.models import framing_for_model, tokenizer_for_model
 from ctxbudget.session.items import Component, Item, TextPart, ToolSpec
 from ctxbudget.tokens import (
     TokenCount,
     TokenCounter,
     count_item,
     count_tools,
-    framing_for_model,
     request_overhead,
-    tokenizer_for_model,
 )
 
 # Section 6, cell 15: `example_messages`.

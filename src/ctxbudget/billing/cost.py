@@ -1,6 +1,6 @@
 """Dollars, not tokens: price a call, and decide whether a compaction pays.
 
-Prices come from :class:`~ctxbudget.budget.models.Prices` (USD per million tokens). Where a
+Prices come from :class:`~ctxbudget.billing.prices.Prices` (USD per million tokens). Where a
 provider lists no separate cache-write price (OpenAI) writes are billed as plain input;
 where no cache-read price is listed, reads are billed as input too. An unknown price makes
 the cost ``None`` (unknown), never zero.
@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
+from ctxbudget.billing.prices import Prices
 from ctxbudget.billing.usage import Usage
-from ctxbudget.budget.models import Prices
 
 __all__ = ["Cost", "RewriteEconomics", "cache_rates", "price", "rewrite_economics"]
 

@@ -16,14 +16,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from ctxbudget.budget.ledger import Ledger, LedgerSnapshot
-from ctxbudget.budget.models import ModelSpec
+from ctxbudget.budget.models import ModelSpec, framing_for_model
 from ctxbudget.budget.policy import Policy, preset
 from ctxbudget.errors import UsageError
 from ctxbudget.session.items import Component, Item, ToolSpec
 from ctxbudget.tokens.calibration import Calibrator
 from ctxbudget.tokens.count import TokenCount
 from ctxbudget.tokens.counter import TokenCounter
-from ctxbudget.tokens.resolve import framing_for_model, tokenizer_from_spec
+from ctxbudget.tokens.resolve import tokenizer_from_spec
 
 __all__ = ["OVERHEAD_ID", "TOOLS_ID", "Accountant", "counter_for"]
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from ctxbudget.billing.cost import RewriteEconomics, cache_rates, rewrite_economics
-from ctxbudget.budget.models import Prices
+from ctxbudget.billing.prices import Prices
 from ctxbudget.session.items import Item
 from ctxbudget.session.log import Edit
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from ctxbudget.billing.cost import cache_rates
-from ctxbudget.budget.models import Prices
+from ctxbudget.billing.prices import Prices
 from ctxbudget.session.items import ToolSpec
 from ctxbudget.tokens.count import TokenCount
 from ctxbudget.tokens.counter import TokenCounter

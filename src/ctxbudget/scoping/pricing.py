@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from ctxbudget.billing.cost import rewrite_economics
-from ctxbudget.budget.models import Prices
+from ctxbudget.billing.prices import Prices
 from ctxbudget.compaction.cost_planner import CostGate
 
 __all__ = ["PhaseChange", "price_change"]

@@ -23,13 +23,7 @@ from ctxbudget.tokens.framing import (
     request_overhead,
 )
 from ctxbudget.tokens.remote import RemoteCounter, count_remote
-from ctxbudget.tokens.resolve import (
-    encoding_for_model,
-    family_for_model,
-    framing_for_model,
-    tokenizer_for_model,
-    tokenizer_from_spec,
-)
+from ctxbudget.tokens.resolve import openai_framing, tokenizer_from_spec
 
 __all__ = [
     "BPE_SHA256",
@@ -52,12 +46,9 @@ __all__ = [
     "count_item",
     "count_remote",
     "count_tools",
-    "encoding_for_model",
-    "family_for_model",
-    "framing_for_model",
     "get_framing",
     "load_encoding",
+    "openai_framing",
     "request_overhead",
-    "tokenizer_for_model",
     "tokenizer_from_spec",
 ]

@@ -1,11 +1,10 @@
-"""From a model name to its family, tokenizer and framing.
+"""Tokenizers from the registry's spec strings, and OpenAI's framing facts per model line.
 
-OpenAI names map to their encodings as in tiktoken's ``model.py``: gpt-4o, gpt-4.1,
-gpt-4.5, gpt-5 and o-series use ``o200k_base``; gpt-4 (incl. -turbo, -32k) and
-gpt-3.5-turbo use ``cl100k_base``. The message rule counts as exact only for the families
-the OpenAI cookbook checked against the API (gpt-3.5-turbo, gpt-4, gpt-4o, gpt-4o-mini);
-later families get the same rule marked estimate until someone verifies them. Claude and
-Gemini get estimating tokenizers. A ``provider/`` prefix (``openai/gpt-4o``) is ignored.
+Which model a name means is the registry's business (``ctxbudget.budget.profiles``, the one
+place names are matched); this module turns what the registry says (a tokenizer spec, an
+encoding) into tokenizers and framing rules. OpenAI's message rule counts as exact only for
+the lines the OpenAI cookbook checked against the API (gpt-3.5-turbo, gpt-4, gpt-4o,
+gpt-4o-mini); later lines get the same rule marked estimate until someone verifies them.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ import dataclasses
 import re
 from typing import Final
 
-from ctxbudget.errors import ConfigError, UnknownModelError
+from ctxbudget.errors import ConfigError
 from ctxbudget.tokens.backends import (
     EstimatingTokenizer,
     HFTokenizer,
@@ -22,18 +21,10 @@ from ctxbudget.tokens.backends import (
     Tokenizer,
 )
 from ctxbudget.tokens.encodings import EncodingName
-from ctxbudget.tokens.framing import FRAMINGS, Family, Framing, ToolRule
+from ctxbudget.tokens.framing import FRAMINGS, Framing, ToolRule
 
-__all__ = [
-    "encoding_for_model",
-    "family_for_model",
-    "framing_for_model",
-    "tokenizer_for_model",
-    "tokenizer_from_spec",
-]
+__all__ = ["openai_framing", "tokenizer_from_spec"]
 
-_CL100K = re.compile(r"(gpt-3\.5-turbo|gpt-4)(-|$)")
-_O200K = re.compile(r"(gpt-4o|chatgpt-4o|gpt-4\.1|gpt-4\.5|gpt-5|o[134])(-|\.|$)")
 _VERIFIED = re.compile(r"(gpt-3\.5-turbo|gpt-4|gpt-4o|gpt-4o-mini)(-|$)")
 """Model lines whose message counts the cookbook checked against the API."""
 
@@ -47,49 +38,11 @@ _IMAGE_TOKENS: Final = (
 765 / 85: gpt-4o-mini scales tiles (2833 + 5667 each); the others count 32px patches with
 a multiplier. Guesses for an image of unknown size."""
 
-_SUGGESTIONS: Final = ("gpt-4o", "gpt-4.1", "gpt-5", "claude-sonnet-4-5", "gemini-2.5-pro")
 
-
-def _bare(model: str) -> str:
-    """``openai/gpt-4o`` → ``gpt-4o``; ``models/gemini-2.5-pro`` → ``gemini-2.5-pro``."""
-    return model.strip().lower().rsplit("/", 1)[-1]
-
-
-def family_for_model(model: str) -> Family:
-    """The provider family of ``model``; UnknownModelError when we cannot tell."""
-    name = _bare(model)
-    if name.startswith("claude"):
-        return "anthropic"
-    if name.startswith("gemini"):
-        return "gemini"
-    if _O200K.match(name) or _CL100K.match(name):
-        return "openai"
-    raise UnknownModelError(model, suggestions=_SUGGESTIONS)
-
-
-def encoding_for_model(model: str) -> EncodingName:
-    """The tiktoken encoding of an OpenAI model; UnknownModelError for others."""
-    name = _bare(model)
-    if _O200K.match(name):
-        return "o200k_base"
-    if _CL100K.match(name):
-        return "cl100k_base"
-    raise UnknownModelError(model, suggestions=_SUGGESTIONS)
-
-
-def framing_for_model(model: str, family: Family | None = None) -> Framing:
-    """The framing rule of ``model``, with honest exactness (see module doc).
-
-    ``family`` (e.g. from the model registry) skips guessing it from the name.
-    """
-    family = family or family_for_model(model)
-    if family != "openai":
-        return FRAMINGS[family]
-    name = _bare(model)
+def openai_framing(name: str, encoding: EncodingName) -> Framing:
+    """OpenAI's framing for model ``name`` (lower case, no provider prefix) in ``encoding``."""
     base = FRAMINGS["openai"]
-    if not (_O200K.match(name) or _CL100K.match(name)):
-        return dataclasses.replace(base, messages_exact=False)  # e.g. an Azure deployment name
-    func_init = 7 if encoding_for_model(name) == "o200k_base" else 10
+    func_init = 7 if encoding == "o200k_base" else 10
     image, low = base.image_tokens, base.low_detail_image_tokens
     for prefix, high_tokens, low_tokens in _IMAGE_TOKENS:
         if name.startswith(prefix):
@@ -102,14 +55,6 @@ def framing_for_model(model: str, family: Family | None = None) -> Framing:
         image_tokens=image,
         low_detail_image_tokens=low,
     )
-
-
-def tokenizer_for_model(model: str) -> Tokenizer:
-    """OpenAI models: their exact encoding; Claude / Gemini: the default estimate."""
-    family = family_for_model(model)
-    if family == "openai":
-        return TiktokenTokenizer.load(encoding_for_model(model))
-    return EstimatingTokenizer.for_family(family)
 
 
 def tokenizer_from_spec(spec: str, *, factor: float = 1.0) -> Tokenizer:
