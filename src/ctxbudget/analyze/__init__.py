@@ -1,4 +1,7 @@
-"""Where an agent's tokens and dollars went, per component, from its own logs."""
+"""Where an agent's tokens and dollars went, per component, from its own logs.
+
+Above ``simulate``: may import it, ``traces`` and the core; never the CLI or ``report``.
+"""
 
 from ctxbudget.analyze.analysis import Analysis, SessionAnalysis, analyze_session, pricing_model
 from ctxbudget.analyze.composition import composition_per_call

@@ -1,5 +1,7 @@
 """Prompt caching: provider rules as data, request fingerprints, breakpoints, predictions.
 
+Core: may import ``convert``, ``budget``, ``tokens``, ``session``, ``billing``, ``errors``.
+
 Providers bill a cached prefix at a fraction of the input price, so the bytes at the start
 of a request are worth money. This package knows each provider's rules
 (:mod:`~ctxbudget.cache.rules`), fingerprints a rendered request block by block and names

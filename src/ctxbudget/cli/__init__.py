@@ -1,4 +1,7 @@
-"""The ``ctxbudget`` command line: one module per command group, errors made friendly here."""
+"""The ``ctxbudget`` command line: one module per command group, errors made friendly here.
+
+The top layer: may import any folder; only ``__main__`` imports it.
+"""
 
 from __future__ import annotations
 

@@ -11,9 +11,9 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from ctxbudget.compaction.handoff import CONSTRAINTS_HEADING, SECTIONS, parse_sections
+from ctxbudget.compaction.request import SummaryRequest
 from ctxbudget.session.items import (
     ImagePart,
     Item,
@@ -24,9 +24,6 @@ from ctxbudget.session.items import (
     item_text,
     part_text,
 )
-
-if TYPE_CHECKING:
-    from ctxbudget.compaction.summarizers import SummaryRequest
 
 __all__ = ["constraint_lines", "extractive_summarizer", "references", "transcript"]
 

@@ -1,5 +1,7 @@
 """Lossless conversion between provider wire formats and the neutral item model.
 
+Core: may import ``session`` and ``errors`` only.
+
 ``to_X(from_X(messages)) == messages`` for every format; converting across formats keeps
 the meaning (tool calls stay answered, system prompts stay system) but not provider-only
 fields. See :mod:`ctxbudget.convert.request` for whole request bodies.

@@ -1,5 +1,7 @@
 """A deterministic demo agent session, built from ctxbudget's own source tree.
 
+Beside ``traces`` and ``integrations``: imports only ``errors`` and the standard library.
+
 The main job needs a long, real-looking session with no API key and no network: it is the
 default input of the CLI's demo and replays. This module scripts a coding agent fixing a
 bug in the installed ``ctxbudget`` package, call by call, the way SWE-style agents work:

@@ -1,4 +1,7 @@
-"""Integrations: drop-in SDK wrappers (and, with the ``langchain`` extra, middleware)."""
+"""Integrations: drop-in SDK wrappers (and, with the ``langchain`` extra, middleware).
+
+Above the features: may import ``spend``, the manager, ``engine`` and the core.
+"""
 
 from ctxbudget.integrations.wrap import RetryPolicy, wrap
 

@@ -1,5 +1,7 @@
 """Renderers: the view → a provider request body, deterministic, plus a verifier that counts it.
 
+Core: may import ``convert``, ``tokens`` and ``session``.
+
 One module per wire format. A renderer never decides what is in the context; it only
 serializes the view (stable components first: tools, system, then the conversation).
 """

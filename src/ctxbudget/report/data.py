@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
+from importlib import metadata
 from typing import Any
 
 from ctxbudget.analyze.analysis import Analysis
@@ -17,9 +18,11 @@ __all__ = ["analysis_report", "simulation_report"]
 
 
 def _version() -> str:
-    from ctxbudget import __version__
-
-    return __version__
+    """ctxbudget's installed version (the package metadata, not the package: no cycle)."""
+    try:
+        return metadata.version("ctxbudget")
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def _money(value: Decimal | None) -> float | None:

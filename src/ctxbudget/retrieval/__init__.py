@@ -1,5 +1,7 @@
 """Budgeted retrieval: search broadly, rerank, keep what fits the knowledge budget, mark use.
 
+A feature: may import the manager and everything below it, never another feature.
+
 ::
 
     index = BM25Index([Document(id="refunds", text="..."), ...])   # or FunctionSearcher(fn)

@@ -1,5 +1,7 @@
 """Route a query to knowledge domains and tool groups: rules first, embeddings optional.
 
+A feature: may import the manager and everything below it, never another feature.
+
 ::
 
     router = KeywordRouter([Rule(name="refunds", keywords=("refund", "cancel"),

@@ -1,5 +1,7 @@
 """Dynamic tool scoping: only the tools of the current task phase, without busting the cache.
 
+A feature: may import the manager and everything below it, never another feature.
+
 ::
 
     registry = ToolRegistry.build(TOOLS, groups={...}, phases={...}, always=["core"])

@@ -1,4 +1,7 @@
-"""What-if simulation: replay real sessions through context policies and price them."""
+"""What-if simulation: replay real sessions through context policies and price them.
+
+Below ``analyze``: may import ``traces``, the manager and everything below them.
+"""
 
 from ctxbudget.simulate.policies import (
     BASELINE_POLICIES,

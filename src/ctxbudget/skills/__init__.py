@@ -1,5 +1,7 @@
 """Skills disclosed progressively: a catalog line each, the body only when activated.
 
+A feature: may import the manager and everything below it, never another feature.
+
 ::
 
     library = SkillLibrary.discover("skills/")   # folders with a SKILL.md

@@ -1,5 +1,7 @@
 """Spend budgets: limits in dollars (and tokens) per scope and period, reserved atomically.
 
+A feature: may import the manager and everything below it, never another feature.
+
 ::
 
     ledger = open_ledger("postgresql://.../db")             # or sqlite:///..., redis://...

@@ -1,5 +1,7 @@
 """Durable sessions: one small interface, three backends (SQLite, PostgreSQL, Redis).
 
+Beside ``telemetry``: may import ``compaction`` and the core below; never the engine.
+
 ::
 
     store = open_store("sqlite:///.ctxbudget/ctxbudget.db")   # or postgresql://, redis://

@@ -1,5 +1,7 @@
 """Telemetry: a metrics record per prepared call, decay signals, alerts and exporters.
 
+Beside ``store``: may import ``compaction`` and the core below; never the engine.
+
 The manager publishes one :class:`CallMetrics` per ``prepare`` (again once the billed usage
 is observed) to ``manager.metrics``; ``manager.alerts`` judges them; exporters and sinks are
 plain callables to ``subscribe``: :class:`JsonLogSink` (standard ``logging``),

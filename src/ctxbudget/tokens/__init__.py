@@ -1,4 +1,7 @@
-"""Token counting: offline tokenizers, provider framing rules, caching and calibration."""
+"""Token counting: offline tokenizers, provider framing rules, caching and calibration.
+
+Core: may import ``session`` and ``errors`` only.
+"""
 
 from ctxbudget.tokens.backends import (
     ESTIMATE_FACTORS,

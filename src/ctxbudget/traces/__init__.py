@@ -1,5 +1,7 @@
 """Importers for real agent logs: every format becomes the same :class:`Session`.
 
+Beside ``integrations``: may import the manager and below (in practice the core).
+
 ::
 
     load_sessions("run/")        # a file, or every log under a directory
