@@ -11,7 +11,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from ctxbudget.billing.usage import Usage
+from ctxbudget.errors import ProviderError, TraceError
 from ctxbudget.session.exchanges import find_orphans
 from ctxbudget.session.items import ReasoningPart, ToolCallPart, ToolResultPart, item_text
 from ctxbudget.traces import detect_format, discover_user_logs, load_sessions
@@ -167,6 +170,23 @@ def test_a_count_written_before_its_output_goes_to_the_next_call(tmp_path: Path)
     (session,) = load_sessions(write_jsonl(tmp_path / "rollout-x.jsonl", records))
     assert [c.usage.input_tokens if c.usage else None for c in session.calls] == [900, 950]
     assert session.calls[1].model == "gpt-5"
+
+
+def test_more_cached_than_input_tokens_is_an_error_at_its_line(tmp_path: Path) -> None:
+    records = [
+        meta(),
+        turn_context(),
+        message("user", "hi"),
+        message("assistant", "Hello."),
+        token_count(900, 1200, 12, 0, 900),  # line 5: cached_input_tokens > input_tokens
+    ]
+    path = write_jsonl(tmp_path / "rollout-z.jsonl", records)
+    with pytest.raises(TraceError, match=r"cache tokens \(1200\) exceed input_tokens \(900\)") as e:
+        load_sessions(path)
+    assert e.value.file == str(path)
+    assert e.value.line == 5
+    assert "token_count.info.last_token_usage" in str(e.value)
+    assert isinstance(e.value.__cause__, ProviderError)  # raised by the shared mapper
 
 
 def test_shell_custom_tools_and_compaction(tmp_path: Path) -> None:

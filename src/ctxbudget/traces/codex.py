@@ -21,8 +21,11 @@ user message with the summary; the history it replaced stays before it (limitati
 Usage: each ``token_count`` with new figures (``total_token_usage`` grew; repeats from
 rate-limit refreshes are skipped) belongs to one model call: to the last call since the
 previous count if that call has none, else to the next call (the count was written
-before its output, as older versions did). ``input_tokens`` already include
-``cached_input_tokens`` (cache reads); output includes reasoning. The call's model is the
+before its output, as older versions did). ``last_token_usage`` is the Responses usage
+flattened (``input_tokens`` already include ``cached_input_tokens``, the cache reads;
+``output_tokens`` include ``reasoning_output_tokens``) and is read, key by key, by the
+library's Responses mapper; a usage it rejects (more cached tokens than input tokens) is
+a :class:`~ctxbudget.errors.TraceError` naming the line. The call's model is the
 ``turn_context`` model in force. :attr:`Session.totals` holds the last
 ``total_token_usage`` and the number of counted calls. The system prompt is
 ``session_meta.base_instructions.text`` when recorded; tool schemas are not recorded.
@@ -33,7 +36,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ctxbudget.billing.usage import Usage
+from ctxbudget.billing.usage import Usage, usage_from_openai_responses
 from ctxbudget.convert.openai_responses import from_openai_responses
 from ctxbudget.traces._common import CallInfo, recorded_calls
 from ctxbudget.traces._read import Document, Where, converting
@@ -178,15 +181,20 @@ def _plain_output(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def _usage(last: dict[str, Any], where: Where) -> Usage:
+    """``last_token_usage`` put back, key by key, into the Responses ``usage`` it was
+    flattened from, then read by the one Responses mapper (counts are checked here first,
+    so a bad one is named by its Codex key)."""
     what = "token_count.info.last_token_usage"
-    prompt = where.count(last, "input_tokens", what)
-    output = where.count(last, "output_tokens", what, 0)
-    return Usage(
-        input_tokens=prompt,
-        cache_read_tokens=min(where.count(last, "cached_input_tokens", what, 0), prompt),
-        output_tokens=output,
-        reasoning_tokens=min(where.count(last, "reasoning_output_tokens", what, 0), output),
-    )
+    cached = where.count(last, "cached_input_tokens", what, 0)
+    reasoning = where.count(last, "reasoning_output_tokens", what, 0)
+    usage = {
+        "input_tokens": where.count(last, "input_tokens", what),
+        "input_tokens_details": {"cached_tokens": cached},
+        "output_tokens": where.count(last, "output_tokens", what, 0),
+        "output_tokens_details": {"reasoning_tokens": reasoning},
+    }
+    with converting(where, what):
+        return usage_from_openai_responses(usage)
 
 
 def read(doc: Document, name: str) -> list[Session]:

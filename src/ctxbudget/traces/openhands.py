@@ -17,8 +17,11 @@ Events become OpenAI chat messages the way OpenHands' conversation memory sends 
 
 Usage per call comes from ``metrics.token_usages`` joined by ``response_id``
 (= ``model_response.id``); ``prompt_tokens`` is litellm's, which already includes cache
-reads and writes (when the cache numbers exceed it, they are added instead). Calls whose
-usage cannot be joined get ``usage=None``. :attr:`Session.totals` keeps the session's
+reads and writes (when the cache numbers exceed it, they are added instead). The entry is
+read by the library's Anthropic mapper (the one that knows cache writes, which OpenHands
+takes from litellm's Anthropic fields); a usage it rejects is a
+:class:`~ctxbudget.errors.TraceError` naming the line. Calls whose usage cannot be joined
+get ``usage=None``. :attr:`Session.totals` keeps the session's
 accumulated usage and the number of model responses timed (``response_latencies``), which
 also counts failed responses that left no assistant message.
 """
@@ -28,7 +31,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ctxbudget.billing.usage import Usage
+from ctxbudget.billing.usage import Usage, usage_from_anthropic
 from ctxbudget.convert.openai_chat import from_openai_chat
 from ctxbudget.traces._common import CallInfo, recorded_calls
 from ctxbudget.traces._read import Document, Where, converting, sub
@@ -225,15 +228,19 @@ def _usages(metrics: dict[str, Any], where: Where) -> dict[str, Usage]:
 
 
 def _usage(entry: dict[str, Any], where: Where, what: str) -> Usage:
+    """A ``token_usages`` entry by key in Anthropic's shape, whose ``input_tokens`` are the
+    prompt tokens outside the cache (writes are taken as 5-minute writes, the default)."""
     prompt = where.count(entry, "prompt_tokens", what)
     read = where.count(entry, "cache_read_tokens", what, 0)
     write = where.count(entry, "cache_write_tokens", what, 0)
-    return Usage(
-        input_tokens=prompt if read + write <= prompt else prompt + read + write,
-        cache_read_tokens=read,
-        cache_write_5m_tokens=write,
-        output_tokens=where.count(entry, "completion_tokens", what, 0),
-    )
+    usage = {
+        "input_tokens": prompt - read - write if read + write <= prompt else prompt,
+        "cache_read_input_tokens": read,
+        "cache_creation_input_tokens": write,
+        "output_tokens": where.count(entry, "completion_tokens", what, 0),
+    }
+    with converting(where, what):
+        return usage_from_anthropic(usage)
 
 
 def _totals(metrics: dict[str, Any], where: Where) -> RecordedTotals | None:
