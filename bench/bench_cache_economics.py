@@ -42,7 +42,6 @@ from ctxbudget.budget.models import ModelSpec, resolve_model
 from ctxbudget.cache import CacheBustWarning
 from ctxbudget.cache.rules import CacheRules, cache_rules
 from ctxbudget.cache.session import SessionCache
-from ctxbudget.convert.openai_chat import from_openai_chat
 from ctxbudget.convert.request import Format
 from ctxbudget.errors import CtxBudgetError
 from ctxbudget.manager import ContextManager
@@ -51,9 +50,9 @@ from ctxbudget.session.items import Item
 from ctxbudget.simulate.baselines import full_history, mask_observations
 from ctxbudget.simulate.retention import RetentionTotals, RetentionTracker, task_length
 from ctxbudget.tokens.counter import TokenCounter
+from ctxbudget.traces import Session, load_sessions
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from _sessions import sessions_in, trace_files
+TRACES = Path(__file__).resolve().parents[1].parent / "shared" / "traces"
 
 MODELS = (("claude-sonnet-4-5", "anthropic"), ("gpt-4.1", "openai"))
 POLICIES = ("none-nocache", "none", "mask-last-10", "ctxbudget")
@@ -86,10 +85,9 @@ def _price_call(
 
 
 def replay(
-    messages: list[dict[str, Any]], spec: ModelSpec, provider: str, policy: str
+    items: Sequence[Item], spec: ModelSpec, provider: str, policy: str
 ) -> tuple[Decimal, Usage, RetentionTotals, int, int]:
     """Input cost, usage, retention, peak input tokens and compactions of one session."""
-    items = from_openai_chat(messages)
     fmt: Format = "anthropic" if provider == "anthropic" else "openai_chat"
     counter: TokenCounter = counter_for(spec)
     rules = cache_rules(spec) if policy != "none-nocache" else CacheRules(mode="none")
@@ -106,7 +104,7 @@ def replay(
         if item.role == "assistant" and index >= leading:
             clock[0] += STEP_SECONDS
             if manager is not None:
-                manager.extend(messages[fed:index])
+                manager.extend(items[fed:index])
                 fed = index
                 body = manager.prepare("anthropic" if provider == "anthropic" else "openai")
                 report = manager.last_report
@@ -141,21 +139,19 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="3 sessions per trace folder")
     args = parser.parse_args()
     warnings.simplefilter("ignore", CacheBustWarning)  # busts are planned here
-    files = trace_files()
-    if not files:
+    if not TRACES.is_dir():
         print("no traces: ../shared/traces is absent; nothing to measure")
         return
-    sessions: list[tuple[str, str, list[dict[str, Any]]]] = []
+    sessions: list[tuple[str, Session]] = []
     per_folder: dict[str, int] = {}
-    for path in files:
-        folder = path.parent.name
-        for name, messages in sessions_in(path):
-            if args.quick and per_folder.get(folder, 0) >= 3:
-                break
-            if sum(1 for m in messages if m.get("role") == "assistant") < 2:
-                continue
-            per_folder[folder] = per_folder.get(folder, 0) + 1
-            sessions.append((folder, name, messages))
+    for session in load_sessions(TRACES):
+        folder = Path(session.source).parent.name
+        if args.quick and per_folder.get(folder, 0) >= 3:
+            continue
+        if len(session.calls) < 2:
+            continue
+        per_folder[folder] = per_folder.get(folder, 0) + 1
+        sessions.append((folder, session))
     print(f"{len(sessions)} sessions from {len(per_folder)} trace folders")
     for model, provider in MODELS:
         spec = resolve_model(model)
@@ -163,14 +159,14 @@ def main() -> None:
         totals = {p: Totals() for p in POLICIES}
         by_folder: dict[str, dict[str, Decimal]] = {}
         skipped = 0
-        for folder, name, messages in sessions:
+        for folder, session in sessions:
             results = {}
             try:
                 for policy in POLICIES:
-                    results[policy] = replay(messages, spec, provider, policy)
+                    results[policy] = replay(session.items, spec, provider, policy)
             except CtxBudgetError as exc:
                 skipped += 1
-                print(f"  skipped {name}: {exc}", file=sys.stderr)
+                print(f"  skipped {session.name}: {exc}", file=sys.stderr)
                 continue
             for policy, (cost, usage, retention, peak, compactions) in results.items():
                 t = totals[policy]

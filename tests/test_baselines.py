@@ -13,9 +13,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from _sessions import sessions_in, trace_files
+from _sessions import trace_sessions
 from _traces import requires_traces
-from ctxbudget.convert.openai_chat import from_openai_chat
 from ctxbudget.errors import ConfigError
 from ctxbudget.session.exchanges import assign_exchanges, find_orphans
 from ctxbudget.session.items import (
@@ -268,19 +267,18 @@ def test_clearing_random_sessions_keeps_structure(
 @requires_traces
 def test_real_sessions_masked_at_every_call_keep_every_pair() -> None:
     masked_calls = 0
-    for path in trace_files():
-        for name, messages in sessions_in(path):
-            items = from_openai_chat(messages)
-            for index, item in enumerate(items):
-                if item.role != "assistant":
-                    continue
-                history = items[:index]
-                for view in (
-                    mask_observations(history),
-                    clear_tool_uses(history, chars, trigger=20_000),
-                ):
-                    assert [i.id for i in view] == [i.id for i in history], name
-                    assert not find_orphans(view, allow_pending_tail=False), name
-                    assert all(i.role == o.role for i, o in zip(history, view, strict=True))
-                    masked_calls += any(o is not i for o, i in zip(view, history, strict=True))
+    for session in trace_sessions():
+        name, items = session.name, session.items
+        for index, item in enumerate(items):
+            if item.role != "assistant":
+                continue
+            history = items[:index]
+            for view in (
+                mask_observations(history),
+                clear_tool_uses(history, chars, trigger=20_000),
+            ):
+                assert [i.id for i in view] == [i.id for i in history], name
+                assert not find_orphans(view, allow_pending_tail=False), name
+                assert all(i.role == o.role for i, o in zip(history, view, strict=True))
+                masked_calls += any(o is not i for o, i in zip(view, history, strict=True))
     assert masked_calls > 1_000

@@ -14,9 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from _sessions import sessions_in, trace_files
+from _sessions import trace_sessions
 from _traces import requires_traces
-from ctxbudget.convert.openai_chat import from_openai_chat
 from ctxbudget.session.items import (
     Component,
     Item,
@@ -280,16 +279,15 @@ def test_shares_are_bounded_full_keeps_all_empty_keeps_none(
 def test_real_sessions_full_history_keeps_everything_and_masking_loses_some() -> None:
     full_total, masked_total = RetentionTotals(), RetentionTotals()
     dropped = 0
-    for path in trace_files():
-        for name, messages in sessions_in(path):
-            items = from_openai_chat(messages)
-            full = RetentionTotals.of(retention_by_call(items, full_history))
-            masked = RetentionTotals.of(retention_by_call(items, mask_observations))
-            assert full.share in (None, 1.0), name
-            assert masked.used == full.used, name
-            assert masked.kept <= full.kept, name
-            dropped += masked.kept < full.kept
-            full_total, masked_total = full_total + full, masked_total + masked
+    for session in trace_sessions():
+        name, items = session.name, session.items
+        full = RetentionTotals.of(retention_by_call(items, full_history))
+        masked = RetentionTotals.of(retention_by_call(items, mask_observations))
+        assert full.share in (None, 1.0), name
+        assert masked.used == full.used, name
+        assert masked.kept <= full.kept, name
+        dropped += masked.kept < full.kept
+        full_total, masked_total = full_total + full, masked_total + masked
     assert full_total.used > 10_000
     assert full_total.share == 1.0
     assert masked_total.share is not None
