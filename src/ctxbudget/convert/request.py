@@ -8,7 +8,7 @@ are keys whose value carries nothing to convert (``"tools": []``, ``"system": nu
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from copy import deepcopy
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
@@ -32,6 +32,7 @@ from ctxbudget.convert.openai_responses import (
     to_openai_responses,
     to_openai_responses_tools,
 )
+from ctxbudget.errors import ConversionError
 from ctxbudget.session.items import Item, ToolSpec
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "has_anthropic_blocks",
     "has_anthropic_tools",
     "read_request",
+    "read_tools",
     "requested_output",
     "write_request",
 ]
@@ -97,6 +99,22 @@ def has_anthropic_tools(tools: Any) -> bool:
     return isinstance(tools, list | tuple) and any(
         isinstance(t, Mapping) and "input_schema" in t for t in tools
     )
+
+
+def read_tools(tools: Sequence[Mapping[str, Any] | ToolSpec]) -> list[ToolSpec]:
+    """Tool specs from OpenAI Chat, OpenAI Responses or Anthropic schemas (or specs as they
+    are); a mix of specs and dicts is a ConversionError."""
+    specs = [t for t in tools if isinstance(t, ToolSpec)]
+    if len(specs) == len(tools):
+        return specs
+    if specs:
+        raise ConversionError("pass either ToolSpec objects or tool schema dicts, not both")
+    dicts = [t for t in tools if not isinstance(t, ToolSpec)]
+    if any(isinstance(t, Mapping) and "function" not in t and "parameters" in t for t in dicts):
+        return from_openai_responses_tools(dicts)
+    if has_anthropic_tools(dicts):
+        return from_anthropic_tools(dicts)
+    return from_openai_chat_tools(dicts)
 
 
 def has_anthropic_blocks(messages: Any) -> bool:

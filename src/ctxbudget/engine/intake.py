@@ -9,14 +9,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ctxbudget.convert.anthropic import from_anthropic, from_anthropic_tools
-from ctxbudget.convert.openai_chat import from_openai_chat, from_openai_chat_tools
-from ctxbudget.convert.openai_responses import from_openai_responses, from_openai_responses_tools
-from ctxbudget.convert.request import Format, has_anthropic_blocks, has_anthropic_tools
+from ctxbudget.convert.anthropic import from_anthropic
+from ctxbudget.convert.openai_chat import from_openai_chat
+from ctxbudget.convert.openai_responses import from_openai_responses
+from ctxbudget.convert.request import Format, has_anthropic_blocks, read_tools
 from ctxbudget.errors import UsageError
-from ctxbudget.session.items import Item, ToolSpec
+from ctxbudget.session.items import Item
 
-__all__ = ["read_messages", "read_tools"]
+__all__ = ["read_messages", "read_tools"]  # read_tools: convert.request's, one reader for all
 
 
 def read_messages(
@@ -39,18 +39,3 @@ def read_messages(
     if fmt in (None, "openai_chat"):
         return from_openai_chat(list(dicts), start=start)
     raise UsageError(f"unknown format {fmt!r}; expected openai_chat, anthropic or openai_responses")
-
-
-def read_tools(tools: Sequence[Mapping[str, Any] | ToolSpec]) -> list[ToolSpec]:
-    """Tool specs from OpenAI chat, Responses or Anthropic schemas (or specs as they are)."""
-    specs = [t for t in tools if isinstance(t, ToolSpec)]
-    if len(specs) == len(tools):
-        return specs
-    if specs:
-        raise UsageError("pass either ToolSpec objects or tool schema dicts, not both")
-    dicts = [t for t in tools if not isinstance(t, ToolSpec)]
-    if any(isinstance(t, Mapping) and "function" not in t and "parameters" in t for t in dicts):
-        return from_openai_responses_tools(dicts)
-    if has_anthropic_tools(dicts):
-        return from_anthropic_tools(dicts)
-    return from_openai_chat_tools(dicts)

@@ -11,12 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ctxbudget.convert import (
-    from_anthropic_tools,
-    from_openai_chat_tools,
-    from_openai_responses_tools,
-)
-from ctxbudget.convert.request import has_anthropic_tools
+from ctxbudget.convert.request import read_tools
 from ctxbudget.errors import ConfigError
 from ctxbudget.session.items import ToolSpec
 
@@ -118,19 +113,8 @@ class ToolRegistry:
         return min(fits)[2] if fits else None
 
 
-def read_tool_specs(tools: Sequence[Mapping[str, Any] | ToolSpec]) -> list[ToolSpec]:
-    """Tool specs from OpenAI Chat, OpenAI Responses or Anthropic schemas (or specs)."""
-    specs = [t for t in tools if isinstance(t, ToolSpec)]
-    if len(specs) == len(tools):
-        return specs
-    if specs:
-        raise ConfigError("pass either ToolSpec objects or tool schema dicts, not both")
-    dicts = [t for t in tools if not isinstance(t, ToolSpec)]
-    if any("function" not in t and "parameters" in t for t in dicts):
-        return from_openai_responses_tools(dicts)
-    if has_anthropic_tools(dicts):
-        return from_anthropic_tools(dicts)
-    return from_openai_chat_tools(dicts)
+read_tool_specs = read_tools
+"""Tool specs from any provider's schemas (:func:`ctxbudget.convert.request.read_tools`)."""
 
 
 def _check(registry: ToolRegistry) -> None:
