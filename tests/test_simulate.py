@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from ctxbudget.analyze.composition import composition_per_call
 from ctxbudget.budget.accounting import counter_for
 from ctxbudget.budget.models import resolve_model
 from ctxbudget.convert.openai_chat import from_openai_chat, from_openai_chat_tools
@@ -178,3 +179,18 @@ def test_policy_names_are_checked() -> None:
 def test_counts_for_claude_are_estimates_for_gpt_exact() -> None:
     assert not counter_for(resolve_model("claude-sonnet-4-5")).count_text("x").exact
     assert counter_for(resolve_model("gpt-4.1")).count_text("x").exact
+
+
+@pytest.mark.parametrize("model", ["claude-sonnet-4-5", "gpt-4.1"])
+def test_the_replay_and_the_composition_share_one_counting(model: str) -> None:
+    """``simulate`` counts each item once: the composition chart reads the replay's counts."""
+    spec = resolve_model(model)
+    session = _session(20)
+    counter = counter_for(spec)
+    shared = simulate_session(session, DEFAULT_POLICIES, spec, counter=counter)
+    tokenized = counter.cache_info().misses
+    composition, positions = composition_per_call(session, counter)
+    assert counter.cache_info().misses == tokenized  # every item came from the replay's count
+    assert shared == simulate_session(session, DEFAULT_POLICIES, spec)  # a fresh counter
+    assert (composition, positions) == composition_per_call(session, counter_for(spec))
+    assert positions == [c.position for c in session.calls]

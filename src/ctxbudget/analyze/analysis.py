@@ -190,7 +190,7 @@ def analyze_session(session: Session, model: str | ModelSpec | None = None) -> S
         computed = _sum(c.total if c is not None else None for c in costs)
         output_tokens = sum(u.output_tokens for u in billed if u is not None)
     else:
-        run = simulate_session(session, ["none"], spec)
+        run = simulate_session(session, ["none"], spec, counter=counter)  # counted above
         replay = run.runs["none"]
         input_costs, hit, source = replay.costs, replay.cached_share, "simulated"
         computed = None

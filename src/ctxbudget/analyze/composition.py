@@ -63,16 +63,23 @@ def composition_per_call(
     session: Session, counter: TokenCounter
 ) -> tuple[dict[str, list[int]], list[int]]:
     """Tokens by component in the prompt of each model call (the whole history before it),
-    and each call's item index. Components absent from the session are left out."""
+    and each call's item index. Components absent from the session are left out.
+
+    Counts go through ``counter``'s cache: pass the counter the session was replayed with
+    (``simulate_session(..., counter=counter)``) and no item is tokenized twice.
+    """
     tool_names = {c.id: c.name for item in session.items for c in item.tool_calls}
     schemas = counter.count_tools(session.tools).tokens if session.tools else 0
     running: dict[str, int] = {TOOL_SCHEMAS: schemas} if schemas else {}
     per_call: list[dict[str, int]] = []
     positions: list[int] = []
+    last = max((n for n, item in enumerate(session.items) if item.role == "assistant"), default=-1)
     for index, item in enumerate(session.items):
         if item.role == "assistant":
             per_call.append(dict(running))
             positions.append(index)
+            if index == last:
+                break  # what follows the last call is in no prompt: left uncounted
         for name, tokens in item_shares(item, counter, tool_names, session.observations).items():
             running[name] = running.get(name, 0) + tokens
     names = _ordered({n for call in per_call for n, t in call.items() if t}, per_call)

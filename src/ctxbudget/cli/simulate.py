@@ -69,7 +69,10 @@ def simulate(
     sim = Simulation(model=spec.name, provider=spec.provider, exact=exact, policies=policies)
     compositions = {}
     for session in progress(sources.sessions, "simulating"):
-        sim.sessions.append(simulate_session(session, policies, spec, export_dir=export_views))
+        # one counter for the replay and the composition chart: each item tokenized once
+        sim.sessions.append(
+            simulate_session(session, policies, spec, export_dir=export_views, counter=counter)
+        )
         compositions[session.name] = composition_per_call(session, counter)[0]
     report = html if html is not None else (DEFAULT_REPORT if not paths and not as_json else None)
     if report is not None:

@@ -90,13 +90,17 @@ def simulate_session(
     spec: ModelSpec,
     *,
     export_dir: Path | None = None,
+    counter: TokenCounter | None = None,
 ) -> SessionResult:
     """Every policy over ``session``, priced for ``spec``.
 
     ``export_dir``: write each policy's exact request bodies to
     ``export_dir/<policy>/<session>.jsonl``, one line per model call.
+    ``counter``: the ``counter_for(spec)`` to count with (default: a fresh one). Pass the
+    one the session's composition is counted with, so each item is tokenized once.
     """
-    counter = counter_for(spec)
+    if counter is None:
+        counter = counter_for(spec)
     items = session.items
     leading = task_length(items)
     clock = [0.0]
