@@ -32,11 +32,11 @@ from ctxbudget.compaction.planner import CascadeOutcome, Trigger
 from ctxbudget.compaction.strategies import StrategySpec
 from ctxbudget.compaction.strategies.base import CompactionInput, Proposal
 from ctxbudget.compaction.summarizers import Summarizer
-from ctxbudget.convert.request import Format
+from ctxbudget.convert.request import Format, read_tools
 from ctxbudget.engine.cascade import build_cascade
 from ctxbudget.engine.compactor import Compactor
 from ctxbudget.engine.health import ContextHealth
-from ctxbudget.engine.intake import read_messages, read_tools
+from ctxbudget.engine.intake import read_messages
 from ctxbudget.engine.report import PrepareReport
 from ctxbudget.engine.request import (
     Provider,

@@ -241,11 +241,14 @@ def list_models(*, at: datetime | None = None) -> tuple[ModelSpec, ...]:
     return tuple(resolve_model(p.name, at=at) for p in ordered)
 
 
+def _bare(model: str) -> str:
+    """``openai/gpt-4o`` → ``gpt-4o``; ``models/gemini-2.5-pro`` → ``gemini-2.5-pro``."""
+    return split_provider(model.strip())[1].rsplit("/", 1)[-1].lower()
+
+
 def _profile_of(model: str) -> ModelProfile:
     """The profile of ``model`` (``provider/`` prefix ignored); UnknownModelError without one."""
-    _, bare = split_provider(model.strip())
-    bare = bare.rsplit("/", 1)[-1].lower()  # ``models/gemini-2.5-pro``
-    profile = match_profile(bare)
+    profile = match_profile(_bare(model))
     if profile is None:
         raise UnknownModelError(model, suggestions=_SUGGESTIONS)
     return profile
@@ -281,8 +284,8 @@ def framing_for_model(model: str, family: Family | None = None) -> Framing:
     family = family or family_for_model(model)
     if family != "openai":
         return FRAMINGS[family]
-    _, bare = split_provider(model.strip())
-    profile = match_profile(bare.lower())
+    bare = _bare(model)
+    profile = match_profile(bare)
     if profile is None or profile.tokenizer not in _ENCODINGS:
         return dataclasses.replace(FRAMINGS["openai"], messages_exact=False)
-    return openai_framing(bare.lower(), profile.tokenizer)  # type: ignore[arg-type]
+    return openai_framing(bare, profile.tokenizer)  # type: ignore[arg-type]

@@ -1,6 +1,6 @@
-"""What enters the context: caller messages and tool schemas read into items and specs.
+"""What enters the context: caller messages read into items (tool schemas: convert.request).
 
-Pure functions of their input: which wire format a list of messages is in is detected (or
+A pure function of its input: which wire format a list of messages is in is detected (or
 given), and item ids are numbered from ``start`` so they stay unique in the session.
 """
 
@@ -12,11 +12,11 @@ from typing import Any
 from ctxbudget.convert.anthropic import from_anthropic
 from ctxbudget.convert.openai_chat import from_openai_chat
 from ctxbudget.convert.openai_responses import from_openai_responses
-from ctxbudget.convert.request import Format, has_anthropic_blocks, read_tools
+from ctxbudget.convert.request import Format, has_anthropic_blocks
 from ctxbudget.errors import UsageError
 from ctxbudget.session.items import Item
 
-__all__ = ["read_messages", "read_tools"]  # read_tools: convert.request's, one reader for all
+__all__ = ["read_messages"]
 
 
 def read_messages(

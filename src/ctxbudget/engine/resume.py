@@ -27,7 +27,6 @@ from ctxbudget.billing.usage import Usage
 from ctxbudget.budget.models import ModelSpec
 from ctxbudget.cache.fingerprint import CacheBustWarning
 from ctxbudget.compaction.strategies.base import Proposal
-from ctxbudget.compaction.strategies.base import Proposal as _Proposal
 from ctxbudget.compaction.strategies.summarize import is_summary, summary_body
 from ctxbudget.compaction.summarizers import Summarizer, SummaryRequest
 from ctxbudget.errors import ConfigError, ContextOverflow, StorageError, UsageError
@@ -57,7 +56,7 @@ class Replayable(Protocol):
 
     def set_tools(self, tools: Sequence[ToolSpec], /) -> object: ...
 
-    def apply(self, strategy: str, proposal: _Proposal, reason: str, /) -> object: ...
+    def apply(self, strategy: str, proposal: Proposal, reason: str, /) -> object: ...
 
     def prepare(
         self, provider: Any, *, input_limit: int | None = ..., **options: Any
