@@ -92,12 +92,16 @@ def anthropic_pairs_ok(body: dict[str, Any]) -> bool:
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(session(), st.sampled_from(["openai", "anthropic"]))
+@given(
+    session(),
+    st.sampled_from(["openai", "anthropic"]),
+    st.sampled_from(["agent", "digest", "digest-lean"]),
+)
 def test_every_prepared_request_fits_pairs_and_keeps_originals(
-    data: tuple[int, list[tuple[list[dict[str, Any]], bool]]], provider: str
+    data: tuple[int, list[tuple[list[dict[str, Any]], bool]]], provider: str, policy: str
 ) -> None:
     window, turns = data
-    mgr = ContextManager("gpt-4o", context_window=window, max_output_tokens=500)
+    mgr = ContextManager("gpt-4o", context_window=window, max_output_tokens=500, policy=policy)
     system = "You are careful. Never delete tests. Always run them."
     mgr.set_system(system)
     mgr.set_tools(

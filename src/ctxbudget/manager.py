@@ -22,13 +22,13 @@ from ctxbudget.billing.cost import ZERO, Cost, price
 from ctxbudget.billing.usage import Usage
 from ctxbudget.budget.accounting import Accountant
 from ctxbudget.budget.ledger import LedgerSnapshot
-from ctxbudget.budget.models import ModelSpec, resolve_model
+from ctxbudget.budget.models import ModelSpec
 from ctxbudget.budget.policy import Policy, preset
 from ctxbudget.cache.rules import Ttl, cache_rules
 from ctxbudget.cache.session import SessionCache
 from ctxbudget.compaction.cost_planner import CostGate
 from ctxbudget.compaction.handoff import HandoffBrief, write_brief
-from ctxbudget.compaction.planner import CascadeOutcome, Trigger
+from ctxbudget.compaction.planner import Trigger
 from ctxbudget.compaction.strategies import StrategySpec
 from ctxbudget.compaction.strategies.base import CompactionInput, Proposal
 from ctxbudget.compaction.summarizers import Summarizer
@@ -37,6 +37,13 @@ from ctxbudget.engine.cascade import build_cascade
 from ctxbudget.engine.compactor import Compactor
 from ctxbudget.engine.health import ContextHealth
 from ctxbudget.engine.intake import read_messages
+from ctxbudget.engine.recall import (
+    RECALL_TOOL,
+    read_recall_call,
+    recall_result,
+    recall_text,
+    recall_tool,
+)
 from ctxbudget.engine.report import PrepareReport
 from ctxbudget.engine.request import (
     Provider,
@@ -47,9 +54,10 @@ from ctxbudget.engine.request import (
     wire_format,
 )
 from ctxbudget.engine.resume import open_session
-from ctxbudget.errors import ConfigError, UsageError
+from ctxbudget.engine.settings import check_settings, model_spec
+from ctxbudget.errors import UsageError
 from ctxbudget.render import RenderedCounter
-from ctxbudget.session.items import Item, ToolSpec
+from ctxbudget.session.items import Item, ToolCallPart, ToolSpec
 from ctxbudget.session.log import CompactionRecord, SessionLog
 from ctxbudget.session.view import View
 from ctxbudget.store.base import SessionStore
@@ -110,8 +118,8 @@ class ContextManager:
         own when a signal crosses a threshold (default: restate the system constraints once
         the generation point is 150K tokens past them).
         """
-        _check_settings(presummarize_at=presummarize_at, cache_ttl=cache_ttl, horizon=horizon)
-        spec = _model_spec(model, context_window, max_output_tokens)
+        check_settings(presummarize_at=presummarize_at, cache_ttl=cache_ttl, horizon=horizon)
+        spec = model_spec(model, context_window, max_output_tokens)
         self.model = spec
         """The model: window, output limit, tokenizer, prices."""
         self.policy = preset(policy) if isinstance(policy, str) else policy
@@ -240,12 +248,31 @@ class ContextManager:
             items = [i.with_(pinned=True) for i in items]
         for item in items:
             self._add(item)
-            self._compactor.truncate_at_door(item)
+            self._compactor.at_door(item)
         return items
 
     def recall(self, item_id: str) -> Item:
         """Any item ever in this session, exactly as appended (compaction is restorable)."""
         return self.log.recall(item_id)
+
+    def recall_tool(self, provider: Provider = "openai") -> dict[str, Any]:
+        """The schema of the ``recall`` tool for ``provider``: offer it to the model so it
+        can fetch back what a digest or placeholder names (answer with :meth:`answer_recall`)."""
+        return recall_tool(provider)
+
+    def answer_recall(self, call: Mapping[str, Any] | ToolCallPart) -> dict[str, Any]:
+        """The tool result answering the model's ``recall`` call, in the call's own format
+        (append it like any tool result: the door leaves it whole). An unknown id is
+        answered with an error result naming the problem, so the agent's loop goes on."""
+        found = read_recall_call(call)
+        if found is None:
+            raise UsageError(f"not a call of the {RECALL_TOOL!r} tool: {call!r}"[:300])
+        self._compactor.exempt.add(found.call_id)
+        if found.item_id not in self.log:
+            text = f"no item {found.item_id!r} in this session; pass an id named in a marker"
+            return recall_result(found, text, is_error=True)
+        item = self.log.recall(found.item_id)
+        return recall_result(found, recall_text(item, self.accountant.counter.tokenizer))
 
     # -- the request -------------------------------------------------------------------------
 
@@ -278,7 +305,7 @@ class ContextManager:
         before = self.snapshot()
         allocation = self.accountant.ledger.allocation
         limit = request_limit(allocation.usable, input_limit)
-        early = CascadeOutcome()
+        early = compactor.freeze_answered()
         health.narrow_knowledge(early)
         trig, deferred = compactor.plan(limit, now, health.history_trigger(limit))
         if trig is not None:
@@ -309,12 +336,15 @@ class ContextManager:
         if counted.tokens > limit:
             raise compactor.overflow(counted.tokens, limit)
         self._writer.note_boundary(outcome.records)
+        items = self.view.items
+        upcoming = compactor.next_edit() if fmt == "anthropic" else None
         body, cache = self.cache.on_request(
             body,
             fmt,
             now=now,
             planned=bool(outcome.records or compactor.pending or self._tools_planned),
-            boundary=self._writer.boundary_block(fmt, self.view.items, body),
+            boundary=self._writer.boundary_block(fmt, items, body),
+            next_edit=self._writer.block_of(items, body, upcoming) if upcoming else None,
         )
         predicted = predicted_usage(cache, counted.tokens)
         self._tools_planned = False
@@ -449,24 +479,3 @@ class ContextManager:
             return ()
         stem = f"handoff-{len(self.log.records()):04d}"
         return write_brief(brief, self.handoff_dir, stem)
-
-
-def _check_settings(*, presummarize_at: float | None, cache_ttl: str, horizon: int | None) -> None:
-    if cache_ttl not in ("5m", "1h"):
-        raise ConfigError(f"cache_ttl must be '5m' or '1h', got {cache_ttl!r}")
-    if horizon is not None and (isinstance(horizon, bool) or horizon < 1):
-        raise ConfigError(f"horizon must be a positive number of turns or None, got {horizon!r}")
-    if presummarize_at is not None and not 0.0 < presummarize_at <= 1.0:
-        raise ConfigError(f"presummarize_at must be in (0, 1] or None, got {presummarize_at}")
-
-
-def _model_spec(
-    model: str | ModelSpec, context_window: int | None, max_output_tokens: int | None
-) -> ModelSpec:
-    if isinstance(model, ModelSpec):
-        return dataclasses.replace(
-            model,
-            context_window=context_window or model.context_window,
-            max_output_tokens=max_output_tokens or model.max_output_tokens,
-        )
-    return resolve_model(model, context_window=context_window, max_output_tokens=max_output_tokens)

@@ -1,7 +1,9 @@
 """Anthropic ``cache_control`` breakpoints: where to put them and how to mark a body.
 
 Up to the provider's limit (4), in order of value: the rolling end of the request (so the
-next turn reads everything sent now), the end of the previous request's shared prefix (so
+next turn reads everything sent now; or, when the manager knows the next request will
+change a block, the end of the block before it, so what is about to change is never
+written to the cache), the end of the previous request's shared prefix (so
 a turn that adds more blocks than the 20-block lookback still reads it), the latest
 compaction boundary (the summary or placeholder everything after it was rebuilt on), and
 the end of the stable prefix (tools and system prompt, which outlive every compaction).
@@ -30,12 +32,18 @@ def choose_breakpoints(
     stable_end: int | None = None,
     boundary: int | None = None,
     previous_end: int | None = None,
+    rolling_end: int | None = None,
 ) -> tuple[int, ...]:
-    """Block indices (ascending) to end a cached prefix at; at most ``max_breakpoints``."""
+    """Block indices (ascending) to end a cached prefix at; at most ``max_breakpoints``.
+
+    ``rolling_end``: where the rolling breakpoint goes when not at the last block (the
+    block before the first one the next request will change, so it is never written).
+    """
     if rules.mode != "explicit" or not fp.blocks or rules.max_breakpoints <= 0:
         return ()
     last = len(fp.blocks) - 1
-    wanted = [last, previous_end, boundary, stable_end]
+    rolling = last if rolling_end is None else min(max(rolling_end, 0), last)
+    wanted = [rolling, previous_end, boundary, stable_end]
     chosen: list[int] = []
     for index in wanted:
         if index is None or not 0 <= index <= last or index in chosen:

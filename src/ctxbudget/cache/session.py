@@ -81,10 +81,13 @@ class SessionCache:
         now: float,
         planned: bool,
         boundary: int | None = None,
+        next_edit: int | None = None,
     ) -> tuple[dict[str, Any], RequestCache]:
         """The body to send (breakpoints placed) and what the cache layer expects of it.
 
         ``boundary``: block index of the latest compaction boundary, if any.
+        ``next_edit``: block index of the first block the next request will change, if
+        known; the rolling breakpoint goes before it.
         """
         if fmt == "anthropic" and self.enabled:
             body = strip_cache_control(body)
@@ -100,6 +103,7 @@ class SessionCache:
                 stable_end=_stable_end(fp),
                 boundary=boundary,
                 previous_end=shared - 1 if shared > 0 else None,
+                rolling_end=next_edit - 1 if next_edit is not None else None,
             )
             body = place_anthropic_breakpoints(body, fp, marks, self.ttl)
         elif fmt == "anthropic":

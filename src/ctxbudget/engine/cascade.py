@@ -1,8 +1,11 @@
 """The strategies one manager runs, built once from its policy or its ``strategies`` list.
 
-``truncate`` runs at the door (each new tool result), ``reset`` only as the last resort,
-the others in order when the planner compacts; with a model summarizer, ``summarize`` is
-wired to a background pre-summarizer so compaction does not wait for the model.
+``clean`` and ``truncate`` run at the door (each new tool output, in that order),
+``digest`` and ``shorten`` on the schedule of answers (each output, each of the agent's
+messages, once the agent has answered it),
+``reset`` only as the last resort, the others in order when the planner compacts; with a
+model summarizer, ``summarize`` is wired to a background pre-summarizer so compaction does
+not wait for the model.
 """
 
 from __future__ import annotations
@@ -13,11 +16,18 @@ from dataclasses import dataclass
 
 from ctxbudget.compaction.strategies import StrategySpec, build_runner
 from ctxbudget.compaction.strategies.base import Runner
+from ctxbudget.compaction.strategies.digest import DigestConfig
+from ctxbudget.compaction.strategies.shorten import ShortenConfig
 from ctxbudget.compaction.strategies.summarize import SummarizeConfig
 from ctxbudget.compaction.summarizers import PreSummarizer, Summarizer
 from ctxbudget.tokens.backends import Tokenizer
 
 __all__ = ["Cascade", "build_cascade"]
+
+_DOOR = ("clean", "truncate")
+"""Strategies run on each new tool output as it is appended."""
+_NOT_STEPS = ("reset", "clean", "digest", "shorten")
+"""Strategies with a role of their own, never run as a cascade step."""
 
 
 @dataclass(slots=True)
@@ -28,8 +38,16 @@ class Cascade:
     """Run in order when compaction is due (everything but the door's and the reset)."""
     reset: tuple[str, Runner] | None
     """The last resort, when the steps cannot reach the target."""
-    door: Runner | None
-    """Truncates each new tool result as it is appended (``truncate`` in the list)."""
+    door: list[tuple[str, Runner]]
+    """Run on each new tool output as it is appended, in order (``clean``, ``truncate``)."""
+    digest: Runner | None = None
+    """Freezes each answered tool output into a digest (``digest`` in the list)."""
+    digest_config: DigestConfig | None = None
+    """Its settings: which outputs it will change (where the next edit is)."""
+    shorten: Runner | None = None
+    """Shortens each answered assistant message (``shorten`` in the list)."""
+    shorten_config: ShortenConfig | None = None
+    """Its settings: which message it will change (where the next edit is)."""
     pre: PreSummarizer | None = None
     """Background summaries, with a model summarizer."""
     summarize: SummarizeConfig | None = None
@@ -56,10 +74,18 @@ def build_cascade(
         names = [_with_presummary(s, summarizer, pre) for s in names]
     built = [build_runner(s, tokenizer=tokenizer, summarizer=summarizer) for s in names]
     cascade = Cascade(
-        steps=[(n, r) for n, r in built if n != "reset"],
+        steps=[(n, r) for n, r in built if n not in _NOT_STEPS],
         reset=next(((n, r) for n, r in built if n == "reset"), None),
-        door=next((r for n, r in built if n == "truncate"), None),
+        door=[(n, r) for n, r in built if n in _DOOR],
+        digest=next((r for n, r in built if n == "digest"), None),
+        shorten=next((r for n, r in built if n == "shorten"), None),
     )
+    if cascade.digest is not None:
+        config = next((s for s in names if isinstance(s, DigestConfig)), DigestConfig())
+        cascade.digest_config = config
+    if cascade.shorten is not None:
+        short = next((s for s in names if isinstance(s, ShortenConfig)), ShortenConfig())
+        cascade.shorten_config = short
     if pre:
         cascade.pre, cascade.summarize = pre[-1]
     return cascade

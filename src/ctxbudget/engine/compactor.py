@@ -3,7 +3,8 @@
 It owns what compaction changes and decides with: the view, the accountant, the log, the
 built strategies and the cost gate. The planner runs the cascade over it; below the high
 watermark it clears old tool results once carrying them has cost a rewrite (ski rental);
-new tool results are truncated at the door; a reset that still does not fit is squeezed.
+new tool outputs are cleaned and cut at the door and, once answered, digested; a reset that
+still does not fit is squeezed.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from ctxbudget.compaction.squeeze import squeeze_edit
 from ctxbudget.compaction.strategies._mechanical import is_text_observation
 from ctxbudget.compaction.strategies.base import CompactionInput, Proposal, derived_kind
 from ctxbudget.compaction.strategies.clear_tool_results import ClearToolResultsConfig
+from ctxbudget.compaction.strategies.digest import worth_digesting
+from ctxbudget.compaction.strategies.shorten import would_shorten
 from ctxbudget.compaction.strategies.summarize import is_summary, summary_request
 from ctxbudget.engine.cascade import Cascade
 from ctxbudget.errors import ContextOverflow, UsageError
@@ -36,7 +39,7 @@ MIN_CLEAR_TOKENS = 2048
 """Least a clearing below the watermark must free: smaller savings are not worth the detail."""
 _KEEP_RESULTS = ClearToolResultsConfig().keep_last
 """Newest tool results not counted as clearable: what clear_tool_results keeps by default."""
-_ALREADY_SMALL = ("clear", "dedup")
+_ALREADY_SMALL = ("clear", "dedup", "digest")
 """Derivations that left a placeholder or pointer: nothing more to clear there."""
 _MAX_SQUEEZES = 16
 """How many last-resort cuts one cascade may make before giving up with ContextOverflow."""
@@ -79,6 +82,14 @@ class Compactor:
         """Requests prepared so far."""
         self.edits = 0
         """Compactions applied so far (what a count over the view must be redone after)."""
+        self.fresh: list[str] = []
+        """Tool outputs in the view the agent has not answered yet (ids, oldest first)."""
+        self.answered: list[str] = []
+        """Outputs and messages answered since the last request: what to freeze next."""
+        self.reply: str | None = None
+        """The agent's latest message (id): shortened once it has a successor."""
+        self.exempt: set[str] = set()
+        """Call ids of recall answers: the door leaves their results whole."""
 
     # -- the CompactionSession the planner drives ------------------------------------------
 
@@ -139,16 +150,77 @@ class Compactor:
         self.view.append(item)
         return self.accountant.add(item).tokens
 
-    def truncate_at_door(self, item: Item) -> None:
-        """Truncate a new tool result that is over the door's limit (recorded, recallable)."""
-        if self.cascade.door is None or not item.tool_results:
-            return
-        view = CompactionInput(items=(item,), count=self.count, need=0, keep_last=0)
-        proposal = self.cascade.door(view)
-        if proposal.edits:
-            record = self.apply("truncate", proposal, "oversized tool result, at the door")
+    def at_door(self, item: Item) -> Item:
+        """Run the door strategies on a new tool output (recorded, recallable); the version
+        of it now in the view. Outputs and messages are then tracked until they are frozen."""
+        observation = bool(item.tool_results) or is_text_observation(item)
+        if not observation:
+            if item.role == "assistant":
+                self.answered.extend(self.fresh)  # the agent has read them: digest them next
+                self.fresh = []
+                if self.reply is not None:
+                    self.answered.append(self.reply)  # and moved on from its last message
+                self.reply = item.id
+            return item
+        exempt = item.tool_results and all(r.call_id in self.exempt for r in item.tool_results)
+        for name, runner in () if exempt else self.cascade.door:
+            view = CompactionInput(items=(item,), count=self.count, need=0, keep_last=0)
+            proposal = runner(view)
+            if not proposal.edits:
+                continue
+            record = self.apply(name, proposal, "new tool output, at the door")
             if not isinstance(record, str):
                 self.pending.append(record)
+                item = record.edits[-1].insert[-1]
+        self.fresh.append(item.id)
+        return item
+
+    def freeze_answered(self) -> CascadeOutcome:
+        """Digest the tool outputs, and shorten the messages, the agent has answered since
+        the last request (each once: a frozen block never changes again)."""
+        outcome = CascadeOutcome()
+        answered, self.answered = self.answered, []
+        runners = [
+            (name, runner, reason)
+            for name, runner, reason in (
+                ("shorten", self.cascade.shorten, "message answered: prose lines dropped"),
+                ("digest", self.cascade.digest, "tool output answered: frozen as a digest"),
+            )
+            if runner is not None
+        ]
+        starts = [p for p in (self.view.position(i) for i in answered) if p is not None]
+        if not runners or not starts:
+            return outcome
+        for name, runner, reason in runners:
+            view = CompactionInput(
+                items=self.view.tail(min(starts)), count=self.count, need=0, kinds=self.kinds
+            )
+            proposal = runner(view)
+            if not proposal.edits:
+                continue
+            record = self.apply(name, proposal, reason)
+            if isinstance(record, str):
+                outcome.failures.append(f"{name}: edits rejected: {record}")
+            else:
+                outcome.records.append(record)
+        return outcome
+
+    def next_edit(self) -> str | None:
+        """Id of the first view item the schedule will change on the next request (the
+        agent's latest message, or the oldest unanswered output big enough to digest)."""
+        short, config = self.cascade.shorten_config, self.cascade.digest_config
+        if short is not None and self.reply is not None:
+            at = self.view.position(self.reply)
+            if at is not None and would_shorten(short, self.view.tail(at)[0]):
+                return self.reply
+        if config is None:
+            return None
+        for item_id in self.fresh:
+            if item_id in self.view and worth_digesting(
+                config, self.accountant.count(item_id).tokens
+            ):
+                return item_id
+        return None
 
     # -- when and what ------------------------------------------------------------------------
 

@@ -103,9 +103,16 @@ class RequestWriter:
         ``body``, the Anthropic body just rendered from ``items``."""
         if fmt != "anthropic" or self._boundary is None:
             return None
-        index = next((n for n, i in enumerate(items) if i.id == self._boundary), None)
-        if index is None:
+        block = self.block_of(items, body, self._boundary)
+        if block is None:
             self._boundary = None
+        return block
+
+    def block_of(self, items: Sequence[Item], body: Mapping[str, Any], item_id: str) -> int | None:
+        """Block index of the message holding ``item_id`` in the Anthropic ``body`` just
+        rendered from ``items`` (None: not there)."""
+        index = next((n for n in range(len(items) - 1, -1, -1) if items[n].id == item_id), None)
+        if index is None or index >= len(self._positions):
             return None
         position = self._positions[index]
         if position < 0:

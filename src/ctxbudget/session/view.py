@@ -50,6 +50,14 @@ class View:
         """The items, in order."""
         return tuple(self._items)
 
+    def position(self, item_id: str) -> int | None:
+        """Index of ``item_id`` in the view (None: not in it)."""
+        return self._positions().get(item_id)
+
+    def tail(self, start: int) -> tuple[Item, ...]:
+        """The items from index ``start`` on (cheap: no copy of the head)."""
+        return tuple(self._items[start:])
+
     def append(self, item: Item) -> None:
         """Add an item at the end."""
         if self._index is not None:

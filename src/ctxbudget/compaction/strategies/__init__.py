@@ -15,8 +15,10 @@ from typing import Any, TypeAlias
 from ctxbudget.compaction.strategies import (
     clear_tool_results,
     dedup,
+    digest,
     importance,
     reset,
+    shorten,
     sliding_window,
     summarize,
     truncate,
@@ -24,8 +26,10 @@ from ctxbudget.compaction.strategies import (
 from ctxbudget.compaction.strategies.base import CompactionInput, Proposal, Runner
 from ctxbudget.compaction.strategies.clear_tool_results import ClearToolResultsConfig
 from ctxbudget.compaction.strategies.dedup import DedupConfig
+from ctxbudget.compaction.strategies.digest import DigestConfig
 from ctxbudget.compaction.strategies.importance import ImportanceConfig
 from ctxbudget.compaction.strategies.reset import ResetConfig
+from ctxbudget.compaction.strategies.shorten import ShortenConfig
 from ctxbudget.compaction.strategies.sliding_window import SlidingWindowConfig
 from ctxbudget.compaction.strategies.summarize import SummarizeConfig
 from ctxbudget.compaction.strategies.truncate import TruncateConfig
@@ -37,8 +41,10 @@ __all__ = [
     "STRATEGY_KINDS",
     "ClearToolResultsConfig",
     "DedupConfig",
+    "DigestConfig",
     "ImportanceConfig",
     "ResetConfig",
+    "ShortenConfig",
     "SlidingWindowConfig",
     "StrategyConfig",
     "StrategySpec",
@@ -50,6 +56,8 @@ __all__ = [
 StrategyConfig: TypeAlias = (
     DedupConfig
     | TruncateConfig
+    | DigestConfig
+    | ShortenConfig
     | ClearToolResultsConfig
     | SlidingWindowConfig
     | ImportanceConfig
@@ -72,6 +80,8 @@ def _edits_only(
 _REGISTRY: dict[str, tuple[type[Any], Callable[[Any, CompactionInput], Proposal]]] = {
     "dedup": (DedupConfig, _edits_only(dedup.propose)),
     "truncate": (TruncateConfig, _edits_only(truncate.propose)),
+    "digest": (DigestConfig, _edits_only(digest.propose)),
+    "shorten": (ShortenConfig, _edits_only(shorten.propose)),
     "clear_tool_results": (ClearToolResultsConfig, _edits_only(clear_tool_results.propose)),
     "sliding_window": (SlidingWindowConfig, _edits_only(sliding_window.propose)),
     "importance": (ImportanceConfig, _edits_only(importance.propose)),
