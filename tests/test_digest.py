@@ -124,7 +124,7 @@ def test_names_line_lists_what_the_kept_lines_miss() -> None:
 
 def test_propose_digests_only_answered_outputs_and_only_once() -> None:
     items = call_and_result(1, pytest_log()) + call_and_result(2, pytest_log("test_two"))
-    config = DigestConfig(tokenizer=O200K)
+    config = DigestConfig(max_tokens=150, names_tokens=0, tokenizer=O200K)
     edits = digest.propose(config, view_of(items))
     assert [e.remove for e in edits] == [("r1",)]  # r2 is not answered yet
     (new,) = edits[0].insert

@@ -327,7 +327,11 @@ def test_function_tools_are_offered_and_provider_tools_skipped() -> None:
         tools=[read_chunk, lookup, {"type": "web_search"}]
     )
     ContextBudgetMiddleware(manager).wrap_model_call(request, Handler(AIMessage("hi")))
-    assert [t.name for t in manager.accountant.tools] == ["read_chunk", "lookup"]
+    assert [t.name for t in manager.accountant.tools] == [
+        "read_chunk",
+        "lookup",
+        "recall",
+    ]  # recall: offered by the middleware
 
 
 # -- usage_metadata mapping --------------------------------------------------------------------

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from ctxbudget import ContextManager
+from ctxbudget.budget.policy import Policy
 from ctxbudget.compaction.handoff import read_brief
 from ctxbudget.compaction.summarizers import SummaryRequest
 from ctxbudget.errors import ConfigError, ContextOverflow, UsageError
@@ -242,7 +243,9 @@ def test_background_presummary_is_used_so_compaction_does_not_wait() -> None:
         done.set()
         return "## Progress\nBACKGROUND SUMMARY of src/module_1.py work\n"
 
-    with agent(strategies=["summarize"], summarizer=slow) as mgr:
+    # no component budgets: only the window's watermarks trigger, after the presummary
+    loose = Policy(name="window-only")
+    with agent(strategies=["summarize"], summarizer=slow, policy=loose) as mgr:
         usable = mgr.accountant.ledger.allocation.usable
         waited = False
         for step in range(1, 60):

@@ -192,8 +192,14 @@ def test_history_occupancy_compacts_early_when_asked() -> None:
     chatty(lazy)
     eager = agent(window=40_000, actions=SignalActions(compact_history_at=0.8), cost_aware=False)
     chatty(eager)
-    assert not any(r.compactions for r in lazy.metrics)
-    assert any(r.compactions for r in eager.metrics)
+
+    def first_turn(mgr: ContextManager) -> int | None:
+        return next((n for n, r in enumerate(mgr.metrics) if r.compactions), None)
+
+    # budgets bind at 100% of history's budget anyway; asked, it compacts from 80%: earlier
+    lazy_first, eager_first = first_turn(lazy), first_turn(eager)
+    assert eager_first is not None
+    assert lazy_first is None or eager_first < lazy_first
     first = next(r for r in eager.metrics if r.compactions)
     assert "history at" in first.compactions[0].reason
     signals = eager.signals()

@@ -41,8 +41,11 @@ def test_small_window_fires_70_85_95_then_pruning_and_restates_the_constraints(
     longest: Session,
 ) -> None:
     # A 16K window filled up to 97% before compacting down to 90%: the tightest setting an
-    # aggressive operator might choose, and the one these alerts exist to catch.
-    policy = dataclasses.replace(preset("agent"), high_watermark=0.97, low_watermark=0.90)
+    # aggressive operator might choose, and the one these alerts exist to catch (no component
+    # budgets, which would bind long before).
+    policy = dataclasses.replace(
+        preset("agent"), budgets=(), high_watermark=0.97, low_watermark=0.90
+    )
     manager = ContextManager(
         "claude-sonnet-4-5",
         context_window=16_000,

@@ -217,7 +217,8 @@ def check_run(
     # (e) the provider's cache was used, and every prefix change was a planned compaction
     assert mgr.cache.busts == 0
     assert sum(b.cache_read_tokens for b in billed) > 0
-    assert sum(b.cache_read_tokens for b in billed) > sum(b.input_tokens for b in billed) // 4
+    # (the newest tool output is never read from the cache: it is digested once answered)
+    assert sum(b.cache_read_tokens for b in billed) > sum(b.input_tokens for b in billed) // 5
     if api == "anthropic":
         assert all(markers(body) <= 4 for body in requests)
         assert any(markers(body) > 0 for body in requests)

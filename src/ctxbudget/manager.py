@@ -23,7 +23,7 @@ from ctxbudget.billing.usage import Usage
 from ctxbudget.budget.accounting import Accountant
 from ctxbudget.budget.ledger import LedgerSnapshot
 from ctxbudget.budget.models import ModelSpec
-from ctxbudget.budget.policy import Policy, preset
+from ctxbudget.budget.policy import DEFAULT_POLICY, Policy, preset
 from ctxbudget.cache.rules import Ttl, cache_rules
 from ctxbudget.cache.session import SessionCache
 from ctxbudget.compaction.cost_planner import CostGate
@@ -49,6 +49,7 @@ from ctxbudget.engine.request import (
     Provider,
     RequestWriter,
     economic_reason,
+    planned_change,
     predicted_usage,
     request_limit,
     wire_format,
@@ -82,7 +83,7 @@ class ContextManager:
         *,
         context_window: int | None = None,
         max_output_tokens: int | None = None,
-        policy: str | Policy = "agent",
+        policy: str | Policy = DEFAULT_POLICY,
         strategies: Sequence[StrategySpec] | None = None,
         summarizer: Summarizer | None = None,
         strict: bool = False,
@@ -307,7 +308,7 @@ class ContextManager:
         limit = request_limit(allocation.usable, input_limit)
         early = compactor.freeze_answered()
         health.narrow_knowledge(early)
-        trig, deferred = compactor.plan(limit, now, health.history_trigger(limit))
+        trig, deferred = compactor.plan(limit, now, health.budget_trigger(limit))
         if trig is not None:
             outcome = compactor.run(trig)
         else:
@@ -338,13 +339,15 @@ class ContextManager:
         self._writer.note_boundary(outcome.records)
         items = self.view.items
         upcoming = compactor.next_edit() if fmt == "anthropic" else None
+        planned, scheduled = planned_change(outcome.records, compactor.pending, self._tools_planned)
         body, cache = self.cache.on_request(
             body,
             fmt,
             now=now,
-            planned=bool(outcome.records or compactor.pending or self._tools_planned),
+            planned=planned,
             boundary=self._writer.boundary_block(fmt, items, body),
             next_edit=self._writer.block_of(items, body, upcoming) if upcoming else None,
+            planned_from=self._writer.first_block(fmt, items, body, scheduled),
         )
         predicted = predicted_usage(cache, counted.tokens)
         self._tools_planned = False

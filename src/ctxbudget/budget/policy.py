@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_KINDS",
+    "DEFAULT_POLICY",
     "DEFAULT_STRATEGIES",
     "PRESETS",
     "Allocation",
@@ -77,6 +78,11 @@ DEFAULT_KINDS: Mapping[Component, ComponentKind] = MappingProxyType(
     }
 )
 """The kind of a component a policy does not list."""
+
+DEFAULT_POLICY = "digest"
+"""The preset a ContextManager uses when none is named: tool outputs digested once answered
+(measured cheapest at the retention goals, see ``bench/bench_simulate.py``); ``agent`` is
+the batched cascade that was the default before."""
 
 DEFAULT_STRATEGIES: tuple[str, ...] = (
     "dedup",

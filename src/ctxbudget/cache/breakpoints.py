@@ -43,7 +43,8 @@ def choose_breakpoints(
         return ()
     last = len(fp.blocks) - 1
     rolling = last if rolling_end is None else min(max(rolling_end, 0), last)
-    wanted = [rolling, previous_end, boundary, stable_end]
+    # nothing after the rolling end is marked: what the next request changes stays unwritten
+    wanted = [i for i in (rolling, previous_end, boundary, stable_end) if i is None or i <= rolling]
     chosen: list[int] = []
     for index in wanted:
         if index is None or not 0 <= index <= last or index in chosen:

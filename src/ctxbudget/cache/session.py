@@ -82,18 +82,23 @@ class SessionCache:
         planned: bool,
         boundary: int | None = None,
         next_edit: int | None = None,
+        planned_from: int | None = None,
     ) -> tuple[dict[str, Any], RequestCache]:
         """The body to send (breakpoints placed) and what the cache layer expects of it.
 
         ``boundary``: block index of the latest compaction boundary, if any.
         ``next_edit``: block index of the first block the next request will change, if
-        known; the rolling breakpoint goes before it.
+        known; the rolling breakpoint goes before it. ``planned_from``: a prefix change at
+        or after this block index was planned too (scheduled edits of the newest blocks),
+        while one before it is still a bust.
         """
         if fmt == "anthropic" and self.enabled:
             body = strip_cache_control(body)
         fp = self._fingerprinter.fingerprint(body, fmt)
         previous = self._last if self._last_format == fmt else None
         change = find_bust(previous, fp) if previous is not None else None
+        if change is not None and planned_from is not None and change.index >= planned_from:
+            planned = True
         marks: tuple[int, ...] = ()
         if fmt == "anthropic" and self.enabled:
             shared = previous.common_prefix(fp) if previous is not None else 0

@@ -101,22 +101,28 @@ def _table(sim: Simulation, origin: str) -> Table:
     calls = sum(s.calls for s in sim.sessions)
     table = Table(
         title=f"{len(sim.sessions)} session(s), {calls} model calls, from {origin} · "
-        f"priced as {sim.model} ({sim.provider} cache rules) · input cost",
+        f"priced as {sim.model} ({sim.provider} cache rules) · input cost, recall calls "
+        f"included · {unit}",
         title_justify="left",
     )
     headers = (
         "policy",
-        f"input {unit}",
-        f"peak {unit}",
+        "input",
+        "peak",
         "cached",
         "input $",
         "vs none",
         "retention",
-        "compactions",
+        "lines",
+        "recalls",
+        "compact.",
         "> none",
     )
     for header in headers:
-        table.add_column(header, justify="left" if header == "policy" else "right")
+        if header == "policy":
+            table.add_column(header, justify="left", no_wrap=True)
+        else:
+            table.add_column(header, justify="right")
     for name, t in sim.totals().items():
         table.add_row(*_row(sim, name, t))
     return table
@@ -134,6 +140,8 @@ def _row(sim: Simulation, name: str, t: PolicyTotals) -> list[str]:
         "n/a" if cost is None else f"{cost.quantize(Decimal('0.01')):,}",
         "n/a" if ratio is None else f"{ratio:.2f}x",
         "n/a" if share is None else f"{share:.1%}",
+        "n/a" if t.retention.line_share is None else f"{t.retention.line_share:.1%}",
+        str(t.recalls),
         str(t.compactions),
         str(t.worse_than_none),
     ]

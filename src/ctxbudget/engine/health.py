@@ -16,7 +16,7 @@ from ctxbudget.compaction.strategies.base import Proposal
 from ctxbudget.convert.request import requested_output
 from ctxbudget.engine.compactor import Compactor
 from ctxbudget.engine.report import PrepareReport
-from ctxbudget.session.items import Component, Item
+from ctxbudget.session.items import Component, ComponentKind, Item
 from ctxbudget.session.log import Edit
 from ctxbudget.telemetry.alerts import AlertMonitor
 from ctxbudget.telemetry.history import MetricsHistory
@@ -207,19 +207,33 @@ class ContextHealth:
         else:
             outcome.records.append(record)
 
-    def history_trigger(self, limit: int) -> Trigger | None:
-        """Compact early when history passes ``actions.compact_history_at`` of its budget."""
-        share = self.observer.actions.compact_history_at
-        if share is None:
+    def budget_trigger(self, limit: int) -> Trigger | None:
+        """Compact when a prunable component is over its budget (history: over
+        ``actions.compact_history_at`` of it, when set): budgets bind, not only the total.
+
+        The component furthest over sets the target: the total less its excess over
+        low/high watermark of its budget (the same hysteresis as the window's).
+        """
+        accountant = self.compactor.accountant
+        allocation = accountant.ledger.allocation
+        settle = allocation.low_watermark / max(allocation.high_watermark, 1)
+        worst: tuple[int, str] | None = None
+        for row in accountant.snapshot().components:
+            kind = self.compactor.kinds.get(row.component, ComponentKind.PRUNABLE)
+            if not row.budget or kind is not ComponentKind.PRUNABLE:
+                continue
+            share = 1.0
+            if row.component is Component.HISTORY:
+                share = self.observer.actions.compact_history_at or 1.0
+            if row.used <= share * row.budget:
+                continue
+            excess = row.used - int(share * settle * row.budget)
+            if worst is None or excess > worst[0]:
+                name = row.component.value
+                worst = (
+                    excess,
+                    f"{name} at {row.used / row.budget:.0%} of its {row.budget:,}-token budget",
+                )
+        if worst is None:
             return None
-        row = self.compactor.accountant.snapshot().row(Component.HISTORY)
-        if not row.budget or row.used < share * row.budget:
-            return None
-        allocation = self.compactor.accountant.ledger.allocation
-        keep = share * allocation.low_watermark / max(allocation.high_watermark, 1)
-        excess = row.used - int(keep * row.budget)
-        return Trigger(
-            f"history at {row.used / row.budget:.0%} of its {row.budget:,}-token budget",
-            target=max(self.compactor.total() - excess, 0),
-            limit=limit,
-        )
+        return Trigger(worst[1], target=max(self.compactor.total() - worst[0], 0), limit=limit)

@@ -21,9 +21,11 @@ from ctxbudget.session.log import CompactionRecord
 
 __all__ = [
     "FORMATS",
+    "SCHEDULED",
     "Provider",
     "RequestWriter",
     "economic_reason",
+    "planned_change",
     "predicted_usage",
     "request_limit",
     "wire_format",
@@ -108,6 +110,31 @@ class RequestWriter:
             self._boundary = None
         return block
 
+    def first_block(
+        self, fmt: Format, items: Sequence[Item], body: Mapping[str, Any], ids: set[str]
+    ) -> int | None:
+        """Block index of the first item of ``ids`` in the body just rendered from ``items``
+        (None: none of them is there)."""
+        if not ids:
+            return None
+        index = next((n for n in range(len(items)) if items[n].id in ids), None)
+        if index is None:
+            return None
+        if fmt == "anthropic":
+            return self.block_of(items, body, items[index].id)
+        # OpenAI formats map each item to messages on its own: count the tail's
+        tail = items[index:]
+        if fmt == "openai_responses":
+            key, after = "input", self._responses.render(tail, (), model=self.model)["input"]
+            head = int(bool(body.get("instructions")))
+        else:
+            key, after = "messages", self._openai.render(tail, (), model=self.model)["messages"]
+            head = 0
+        entries = body.get(key)
+        if not isinstance(entries, list):
+            return None
+        return len(entries) - len(after) + head + int(bool(body.get("tools")))
+
     def block_of(self, items: Sequence[Item], body: Mapping[str, Any], item_id: str) -> int | None:
         """Block index of the message holding ``item_id`` in the Anthropic ``body`` just
         rendered from ``items`` (None: not there)."""
@@ -118,6 +145,26 @@ class RequestWriter:
         if position < 0:
             return None
         return position + bool(body.get("tools")) + bool(body.get("system"))
+
+
+SCHEDULED = ("digest", "shorten")
+"""Compactions made on the schedule of answers: they change only the newest blocks."""
+DOOR = ("clean", "truncate")
+"""Compactions made at the door: on items never sent, so no prefix changes."""
+
+
+def planned_change(
+    records: Sequence[CompactionRecord], pending: Sequence[CompactionRecord], tools: bool
+) -> tuple[bool, set[str]]:
+    """Whether this request's prefix change was planned everywhere (a compaction, a priced
+    tool change), and else the ids of the items scheduled edits put in (a change from the
+    first of them on is planned; one before it is a bust)."""
+    other = [r for r in records if r.strategy not in SCHEDULED]
+    early = [r for r in pending if r.strategy not in DOOR]
+    scheduled = {
+        i.id for r in records if r.strategy in SCHEDULED for e in r.edits for i in e.insert
+    }
+    return bool(other or early or tools), scheduled
 
 
 def request_limit(usable: int, limit: int | None) -> int:

@@ -4,6 +4,11 @@ Agent loops resend the whole conversation on every call. The wrapper keeps track
 much of that list the manager already has, appends only what is new, and skips the
 assistant reply the caller echoes back (the wrapper recorded it when it arrived). A list
 that was rewritten instead of extended cannot be followed and raises a clear error.
+
+Turns the caller never sees (the wrapper's recall rounds: the model's recall call and its
+answer) go into the manager's log after the caller's messages, with
+:meth:`HistorySync.record_hidden`; the caller's list is followed as before, since only the
+final reply comes back to it.
 """
 
 from __future__ import annotations
@@ -71,6 +76,15 @@ class HistorySync:
         if reply:
             self.manager.extend(reply, format=self.format)
             self._echo = True
+
+    def record_hidden(
+        self, messages: Sequence[Mapping[str, Any]], fmt: Format | None = None
+    ) -> None:
+        """Append messages the caller's list will never hold (nothing is skipped for them
+        on the next sync): they stay in the log, after the caller's messages. ``fmt``:
+        their wire format when it is not the caller's."""
+        if messages:
+            self.manager.extend(messages, format=fmt or self.format)
 
     def _sync_system(self, system: Any) -> None:
         if system is None:

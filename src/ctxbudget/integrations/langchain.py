@@ -10,12 +10,17 @@ prepared messages instead of the full history. After the call the billed usage (
 reply's ``usage_metadata``) and the reply itself are recorded. The agent's own state is
 left alone: it keeps the whole conversation; only what the model sees is budgeted.
 
+The middleware also offers the manager's ``recall`` tool (digests and placeholders name
+the original's id) and answers the model's recall calls itself, calling the model again
+(:mod:`~ctxbudget.integrations.recall`), so the agent's loop and its state never see them.
+
 This module needs LangChain (``pip install 'ctxbudget[langchain]'``); nothing else in
 ctxbudget imports it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, cast
 
@@ -43,8 +48,16 @@ except ImportError as exc:
     ) from exc
 
 from ctxbudget.billing.usage import Usage
+from ctxbudget.engine.recall import RECALL_TOOL
 from ctxbudget.errors import ProviderError
 from ctxbudget.integrations.history import HistorySync
+from ctxbudget.integrations.recall import (
+    MAX_RECALL_ROUNDS,
+    answer_messages,
+    is_recall_call,
+    reply_calls,
+    tool_name,
+)
 from ctxbudget.manager import ContextManager
 
 __all__ = ["ContextBudgetMiddleware", "usage_from_langchain"]
@@ -58,14 +71,27 @@ class ContextBudgetMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
     One middleware (and one manager) follows one conversation: the agent's message list
     must grow by appending, as it does in ``create_agent`` (also across invocations of the
     same thread). Use a new manager and middleware for a new conversation.
+
+    ``recall``: add the manager's ``recall`` tool to every model call (unless the agent has
+    a tool of its own named ``recall``: then ours is not offered) and answer it here. When
+    the model's reply calls only ``recall``, the reply and the answers
+    (``manager.answer_recall``) go into the manager's log and the model is called again,
+    at most three such rounds per model call; the reply after the third is returned as it
+    is (the agent's tool node answers its unknown ``recall`` call with an error message).
+    A reply that calls ``recall`` and the agent's tools too reaches the agent without its
+    recall calls, which are answered here and logged with their answers. Each round's
+    usage is observed. With ``stream_mode="messages"`` the hidden rounds' tokens are
+    streamed too (LangChain streams from inside the model call).
     """
 
-    def __init__(self, manager: ContextManager) -> None:
+    def __init__(self, manager: ContextManager, *, recall: bool = True) -> None:
         super().__init__()
         self.manager = manager
         """The manager that holds the session log and prepares every request."""
         self.history = HistorySync(manager, "openai_chat")
         """Which of the agent's messages the manager already holds."""
+        self.recall = recall
+        """Offer the recall tool and answer its calls (see the class docstring)."""
         self.unbilled = 0
         """Replies that carried no ``usage_metadata`` (``manager.usage`` misses them)."""
 
@@ -75,7 +101,13 @@ class ContextBudgetMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         handler: Callable[[ModelRequest[Any]], ModelResponse[Any]],
     ) -> ModelResponse[Any]:
         """Call the model with the manager's prepared context, then record the reply."""
+        request, answering = self._offered(request)
         response = handler(self._prepared(request))
+        for _ in range(MAX_RECALL_ROUNDS if answering else 0):
+            done = self._answered(response)
+            if done is not None:
+                return done
+            response = handler(self._view(request))
         self._record(response)
         return response
 
@@ -85,14 +117,27 @@ class ContextBudgetMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         handler: Callable[[ModelRequest[Any]], Awaitable[ModelResponse[Any]]],
     ) -> ModelResponse[Any]:
         """The async twin of :meth:`wrap_model_call` (same preparation and recording)."""
+        request, answering = self._offered(request)
         response = await handler(self._prepared(request))
+        for _ in range(MAX_RECALL_ROUNDS if answering else 0):
+            done = self._answered(response)
+            if done is not None:
+                return done
+            response = await handler(self._view(request))
         self._record(response)
         return response
 
-    # -- the two halves, shared by the sync and async paths ---------------------------------
+    # -- the steps, shared by the sync and async paths ---------------------------------------
+
+    def _offered(self, request: ModelRequest[Any]) -> tuple[ModelRequest[Any], bool]:
+        """The request with the recall tool added, and whether recall calls are answered."""
+        if not self.recall or any(tool_name(t) == RECALL_TOOL for t in request.tools):
+            return request, False
+        tools = [*request.tools, self.manager.recall_tool("openai")]
+        return request.override(tools=tools), True
 
     def _prepared(self, request: ModelRequest[Any]) -> ModelRequest[Any]:
-        """The request with the manager's view in place of the full history."""
+        """Take in what is new in the agent's request, then :meth:`_view`."""
         system = request.system_message
         content = _openai_message(system)["content"] if system is not None else None
         self.history.sync(
@@ -100,6 +145,12 @@ class ContextBudgetMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
             system=content,
             tools=_function_tools(request.tools),
         )
+        return self._view(request)
+
+    def _view(self, request: ModelRequest[Any]) -> ModelRequest[Any]:
+        """The request with the manager's view in place of the full history."""
+        system = request.system_message
+        content = _openai_message(system)["content"] if system is not None else None
         body = self.manager.prepare("openai")
         wire: list[Mapping[str, Any]] = body["messages"]
         lead = 0
@@ -114,9 +165,36 @@ class ContextBudgetMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         # else the caller's own object: it keeps provider-specific blocks (cache_control)
         return request.override(messages=messages, system_message=system)
 
+    def _answered(self, response: ModelResponse[Any]) -> ModelResponse[Any] | None:
+        """The response for the agent, recorded; None when it called only ``recall`` (then
+        its calls are answered in the log and the model must be called again)."""
+        replies = [m for m in response.result if isinstance(m, AIMessage)]
+        reply = [_openai_message(replies[0])] if replies else []
+        calls = reply_calls(reply, "openai_chat")
+        recalls = [c for c in calls if is_recall_call(c)]
+        if not recalls:
+            self._record(response)
+            return response
+        self._observe(replies)
+        answers = answer_messages([self.manager.answer_recall(c) for c in recalls], "openai_chat")
+        if len(recalls) == len(calls):
+            self.history.record_hidden([*reply, *answers])
+            return None
+        self.history.record_reply(reply)
+        self.history.record_hidden(answers)
+        result = [_without_recall(replies[0]) if m is replies[0] else m for m in response.result]
+        return dataclasses.replace(response, result=result)
+
     def _record(self, response: ModelResponse[Any]) -> None:
         """Billed usage first (it reconciles the prepared request), then the reply."""
         replies = [m for m in response.result if isinstance(m, AIMessage)]
+        self._observe(replies)
+        if replies:
+            # Only the model's own message: anything else in ``result`` (e.g. a structured
+            # output ToolMessage) reaches the agent state and is synced with the next call.
+            self.history.record_reply([_openai_message(replies[0])])
+
+    def _observe(self, replies: Sequence[AIMessage]) -> None:
         usages = [usage_from_langchain(m.usage_metadata) for m in replies if m.usage_metadata]
         if usages:
             total = usages[0]
@@ -125,10 +203,21 @@ class ContextBudgetMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
             self.manager.observe_usage(total)
         elif replies:
             self.unbilled += 1
-        if replies:
-            # Only the model's own message: anything else in ``result`` (e.g. a structured
-            # output ToolMessage) reaches the agent state and is synced with the next call.
-            self.history.record_reply([_openai_message(replies[0])])
+
+
+def _without_recall(message: AIMessage) -> AIMessage:
+    """``message`` without its recall calls (in ``tool_calls``, the provider's raw
+    ``additional_kwargs`` and any ``tool_use`` / ``function_call`` content blocks)."""
+    extra = dict(message.additional_kwargs)
+    if isinstance(extra.get("tool_calls"), list):
+        extra["tool_calls"] = [c for c in extra["tool_calls"] if not is_recall_call(c)]
+    content = message.content
+    if isinstance(content, list):
+        content = [b for b in content if not is_recall_call(b)]
+    calls = [c for c in message.tool_calls if c["name"] != RECALL_TOOL]
+    return message.model_copy(
+        update={"tool_calls": calls, "additional_kwargs": extra, "content": content}
+    )
 
 
 def usage_from_langchain(metadata: Mapping[str, Any]) -> Usage:

@@ -5,8 +5,10 @@ the request (compacted, cache breakpoints placed); after it, the reply and the b
 usage are recorded (calibration, cost, cache reconciliation). Transient errors are
 retried with exponential backoff (or the provider's ``retry-after``), then the fallback
 models are tried; a provider "context too long" error makes the manager compact harder
-and retry once. Sync and async clients share one driver: a generator that yields what to
-do (call, sleep) and is run by a small sync or async loop.
+and retry once. The model's calls of the ``recall`` tool (offered by the wrapper) are
+answered in hidden rounds (:mod:`~ctxbudget.integrations.recall`). Sync and async clients
+share one driver: a generator that yields what to do (call, sleep) and is run by a small
+sync or async loop.
 """
 
 from __future__ import annotations
@@ -30,6 +32,15 @@ from ctxbudget.integrations.apis import (
     retry_after,
 )
 from ctxbudget.integrations.history import HistorySync
+from ctxbudget.integrations.recall import (
+    MAX_RECALL_ROUNDS,
+    RecallOffer,
+    answer_messages,
+    is_recall_call,
+    joining_answers,
+    reply_calls,
+    without_recall,
+)
 from ctxbudget.integrations.spending import CallSpend
 from ctxbudget.integrations.streams import AsyncManagedStream, ManagedStream
 
@@ -76,6 +87,18 @@ class _Outcome:
     error: BaseException | None = None
 
 
+@dataclass(slots=True)
+class _Tries:
+    """What one caller's call learned, kept across its recall rounds."""
+
+    models: list[str]
+    """The models still to try, the one that answered last first."""
+    input_limit: int | None = None
+    """A tighter input limit after the provider said a request was too long."""
+    overflowed: bool = False
+    """The provider said so once already (a second time reaches the caller)."""
+
+
 _OVERFLOW_SHRINK = 0.8
 """Share of its own count a retried request may have when the provider gave no numbers."""
 
@@ -89,7 +112,9 @@ class _Managed:
         adapter: Adapter,
         create: Any,
         policy: RetryPolicy,
+        *,
         spend: SpendGuard | None = None,
+        recall: bool = True,
     ) -> None:
         self.manager = manager
         self.adapter = adapter
@@ -97,23 +122,49 @@ class _Managed:
         self.policy = policy
         self.history = HistorySync(manager, adapter.format)
         self.spend = CallSpend(spend, manager) if spend is not None else None
+        self.recall = RecallOffer(manager, adapter.provider, recall)
 
     def drive(self, kwargs: dict[str, Any]) -> Generator[_Call | _Sleep, _Outcome, Any]:
         """The managed call, as a sequence of actions for the sync or async loop."""
         messages, system, tools, options = self.adapter.split(kwargs)
         stream = bool(options.get("stream"))
         hide = self.adapter.prepare_stream(options) if stream else False
+        tools, answering = self.recall.tools(tools, stream=stream)
         self.history.sync(messages, system=system, tools=tools)
         models = [options.pop("model", None) or self.manager.model.name]
         models += [m for m in self.policy.fallback_models if m not in models]
-        input_limit: int | None = None
-        overflowed = False
+        tries = _Tries(models)
+        rounds = 0
+        while True:
+            response = yield from self._send(tries, options)
+            if stream:
+                return self._stream(response, hide)
+            reply, usage = self.adapter.reply(response), self.adapter.usage(response)
+            calls = reply_calls(reply, self.adapter.format) if answering else []
+            recalls = [c for c in calls if is_recall_call(c)]
+            if not recalls or rounds >= MAX_RECALL_ROUNDS:
+                self._record(reply, usage)
+                return response
+            self._bill(usage)
+            answers = self.recall.answers(recalls)
+            fmt = self.adapter.format
+            if len(recalls) < len(calls):  # the caller's tools too: hand those back
+                self.history.record_reply(reply)
+                self.history.record_hidden(*joining_answers(answers, fmt))
+                return without_recall(response, fmt)
+            self.history.record_hidden([*reply, *answer_messages(answers, fmt)])
+            rounds += 1
+
+    def _send(
+        self, tries: _Tries, options: dict[str, Any]
+    ) -> Generator[_Call | _Sleep, _Outcome, Any]:
+        """One model call: prepared, retried, moved to the fallback models; its response."""
         last: BaseException | None = None
-        for requested in models:
+        for index, requested in enumerate(tries.models):
             model, attempt = requested, 0
             while True:
                 body = self.manager.prepare(
-                    self.adapter.provider, input_limit=input_limit, **options, model=model
+                    self.adapter.provider, input_limit=tries.input_limit, **options, model=model
                 )
                 if self.spend is not None:
                     cheaper = self.spend.reserve(model, options)
@@ -122,13 +173,14 @@ class _Managed:
                         continue
                 outcome = yield _Call(body)
                 if outcome.error is None:
-                    return self._finish(outcome.response, stream, hide)
+                    del tries.models[:index]  # a recall round starts from the model that answered
+                    return outcome.response
                 if self.spend is not None:
                     self.spend.release()
                 kind = classify_error(outcome.error)
-                if kind == "overflow" and not overflowed:
-                    overflowed = True
-                    input_limit = self._shrunk_limit(outcome.error, options)
+                if kind == "overflow" and not tries.overflowed:
+                    tries.overflowed = True
+                    tries.input_limit = self._shrunk_limit(outcome.error, options)
                     continue
                 if kind != "transient":
                     raise outcome.error
@@ -159,20 +211,21 @@ class _Managed:
             limit = min(limit, int((maximum - output) * 0.95))
         return max(limit, 1)
 
-    def _finish(self, response: Any, stream: bool, hide: bool) -> Any:
-        if not stream:
-            self._record(self.adapter.reply(response), self.adapter.usage(response))
-            return response
+    def _stream(self, response: Any, hide: bool) -> Any:
         collector = Collector(self.adapter)
         if inspect.isasyncgen(response) or hasattr(response, "__aiter__"):
             return AsyncManagedStream(response, collector, self._record, hide)
         return ManagedStream(response, collector, self._record, hide)
 
-    def _record(self, reply: list[dict[str, Any]], usage: Usage | None) -> None:
+    def _bill(self, usage: Usage | None) -> None:
+        """Settle the call's spend reservation and reconcile its prepared request."""
         if self.spend is not None:
             self.spend.settle(usage)
         if usage is not None:
             self.manager.observe_usage(usage)
+
+    def _record(self, reply: list[dict[str, Any]], usage: Usage | None) -> None:
+        self._bill(usage)
         self.history.record_reply(reply)
 
 
@@ -236,9 +289,11 @@ def _method(
     api: str,
     create: Any,
     policy: RetryPolicy,
+    *,
     spend: SpendGuard | None = None,
+    recall: bool = True,
 ) -> Any:
-    managed = _Managed(manager, ADAPTERS[api], create, policy, spend)
+    managed = _Managed(manager, ADAPTERS[api], create, policy, spend=spend, recall=recall)
     # the SDKs wrap async methods in a sync decorator: look underneath it too
     if inspect.iscoroutinefunction(create) or inspect.iscoroutinefunction(inspect.unwrap(create)):
         return _async_method(managed)
@@ -254,6 +309,7 @@ def wrap(
     max_backoff: float = 20.0,
     fallback_models: Sequence[str] = (),
     spend: SpendGuard | None = None,
+    recall: bool = True,
 ) -> Any:
     """``client`` (openai.OpenAI / AsyncOpenAI, anthropic.Anthropic / AsyncAnthropic) managed.
 
@@ -266,6 +322,31 @@ def wrap(
     before it is sent (``BudgetExceeded`` when a limit refuses, nothing sent; a ``switch``
     limit moves the call to its cheaper model), settles it with the billed cost when the
     reply or its stream ends, and releases it when the call fails.
+
+    ``recall``: offer the manager's ``recall`` tool (digests and placeholders name the
+    original's id, ``recall("m12")``) and answer it inside the wrapper, so the caller's
+    loop stays unchanged. It is added to the request's tools (also when the call has
+    none), in the provider's format, unless the caller has a tool of its own named
+    ``recall``: then ours is not offered and its calls are the caller's. When a plain
+    (non-streamed) reply calls only ``recall``, the wrapper records the reply, answers each
+    call (``manager.answer_recall``) and calls the model again, at most three such rounds
+    per call; the reply after the third is returned as it is (a ``recall`` call in it can
+    be answered with ``client.manager.answer_recall(call)``). These hidden turns are in the
+    manager's log and in later requests, never in the caller's list, which goes on being
+    extended as before. Each round's usage is observed and its spend reservation settled
+    like any call's; the response returned is the last round's. A reply that calls
+    ``recall`` and the caller's tools too: the recall calls are answered inside, taken out
+    of the response object handed back (the caller runs its own tools as usual), and
+    recorded with their answers in the log, so every later request pairs each call with
+    its result.
+
+    Streamed calls are not answered: the caller has already received the recall call's
+    events by the time the wrapper could answer it. They offer the tool only once an
+    earlier plain call did: the tool list is the start of the cached prefix, so a client
+    mixing streamed and plain calls keeps one list (its first plain call after streamed
+    ones adds the tool, one rewrite of the cached prefix), and a client that only streams
+    never sees the tool. A recall call in such a stream reaches the caller like any tool
+    call (``client.manager.answer_recall(call)`` answers it).
     """
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise UsageError(f"retries must be an int >= 0, got {retries!r}")
@@ -275,26 +356,23 @@ def wrap(
         max_backoff=max_backoff,
         fallback_models=tuple(fallback_models),
     )
+
+    def managed(api: str, create: Any) -> Any:
+        return _method(manager, api, create, policy, spend=spend, recall=recall)
+
     module = type(client).__module__.split(".", 1)[0]
     if module == "openai" or (hasattr(client, "chat") and hasattr(client, "responses")):
         chat = client.chat
-        completions = _Proxy(
-            chat.completions,
-            {"create": _method(manager, "chat", chat.completions.create, policy, spend)},
-        )
+        completions = _Proxy(chat.completions, {"create": managed("chat", chat.completions.create)})
         responses = _Proxy(
-            client.responses,
-            {"create": _method(manager, "responses", client.responses.create, policy, spend)},
+            client.responses, {"create": managed("responses", client.responses.create)}
         )
         overrides: dict[str, Any] = {
             "chat": _Proxy(chat, {"completions": completions}),
             "responses": responses,
         }
     elif module == "anthropic" or hasattr(client, "messages"):
-        messages = _Proxy(
-            client.messages,
-            {"create": _method(manager, "messages", client.messages.create, policy, spend)},
-        )
+        messages = _Proxy(client.messages, {"create": managed("messages", client.messages.create)})
         overrides = {"messages": messages}
     else:
         raise UsageError(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ctxbudget.budget.models import ModelSpec
-from ctxbudget.budget.policy import PRESETS
+from ctxbudget.budget.policy import DEFAULT_POLICY, PRESETS
 from ctxbudget.convert.request import Format
 from ctxbudget.errors import ConfigError
 from ctxbudget.manager import ContextManager
@@ -38,8 +38,9 @@ BASELINE_POLICIES = ("none-nocache", "none", "mask-last-10", "clear-tool-uses")
 """No management without and with the provider's best prefix caching; observation masking
 of all but the last 10 turns ("The Complexity Trap"); LangChain's ClearToolUsesEdit."""
 OWN_POLICY = "ctxbudget"
-"""ctxbudget's default: ``ContextManager(model)`` as shipped. ``ctxbudget:<preset>`` picks a
-budget preset instead of the default ``agent``."""
+"""ctxbudget's default: ``ContextManager(model)`` as shipped (preset ``digest``).
+``ctxbudget:<preset>`` picks another preset: ``ctxbudget:agent`` is the batched cascade that
+was the default before, ``ctxbudget:digest-lean`` adds shortened agent messages."""
 DEFAULT_POLICIES = (*BASELINE_POLICIES, OWN_POLICY)
 """What ``simulate`` compares when no ``--policy`` is given."""
 MAX_OUTPUT = 4096
@@ -174,7 +175,7 @@ def start_policy(
             return sum(counter.count_item(i).tokens for i in items)
 
         return _Baseline(name, lambda h: clear_tool_uses(h, count), render, cached=True)
-    preset_name = name.partition(":")[2] or "agent"
+    preset_name = name.partition(":")[2] or DEFAULT_POLICY
     check_policies([name])
     return _Managed(name, spec, tools, clock, preset_name)
 

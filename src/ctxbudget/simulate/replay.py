@@ -5,7 +5,10 @@ it. For every policy the request it would have sent is rendered for the simulate
 provider, run through the provider's cache rules (OpenAI: automatic prefix caching;
 Anthropic: the best breakpoints the rules allow for baselines, ctxbudget's own marks for
 ctxbudget), and priced. Calls are one ``STEP_SECONDS`` apart, so cache entries never
-expire mid-session. Retention is scored on the view each policy showed.
+expire mid-session. Retention is scored on the view each policy showed; a call whose view
+had lost references the agent then used is followed by one priced recall call (the
+request again, plus the lost items read back), so a policy cannot look cheap by dropping
+what the agent needs.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from ctxbudget.cache.fingerprint import CacheBustWarning
 from ctxbudget.cache.rules import CacheRules, cache_rules
 from ctxbudget.cache.session import SessionCache
 from ctxbudget.convert.request import Format
+from ctxbudget.engine.recall import RECALL_MAX_TOKENS
 from ctxbudget.session.items import Item
 from ctxbudget.simulate.policies import PolicyRunner, start_policy, wire_format
 from ctxbudget.simulate.results import Compaction, PolicyRun, SessionResult
@@ -45,7 +49,7 @@ class _Lane:
         self, runner: PolicyRunner, spec: ModelSpec, counter: TokenCounter, sink: IO[str] | None
     ) -> None:
         rules = cache_rules(spec) if runner.cached else CacheRules(mode="none")
-        self.runner, self.sink = runner, sink
+        self.runner, self.sink, self.counter = runner, sink, counter
         self.cache = SessionCache(rules, counter, enabled=not runner.marks_cache)
         self.fmt: Format = wire_format(spec)
         self.prices = spec.prices
@@ -61,10 +65,12 @@ class _Lane:
         if cache.rules.mode == "none":
             usage = Usage(input_tokens=usage.input_tokens)
         cost = price(usage, self.prices)
+        score = self.tracker.score(output, step.view)
+        recall = self._recall(usage, score.lost if score is not None else frozenset())
         run.context.append(usage.input_tokens)
-        run.costs.append(cost.input if cost is not None else None)
+        run.costs.append(cost.input + recall if cost is not None and recall is not None else None)
         run.usage = run.usage + usage
-        run.retention = run.retention.add(self.tracker.score(output, step.view))
+        run.retention = run.retention.add(score)
         run.compactions.extend(
             Compaction(
                 call=call,
@@ -77,6 +83,25 @@ class _Lane:
         if self.sink is not None:
             line = {"step": call, "kind": "call", "provider": self.fmt, "request": body}
             self.sink.write(json.dumps(line, ensure_ascii=False) + "\n")
+
+    def _recall(self, usage: Usage, lost: frozenset[str]) -> Decimal | None:
+        """The input cost of the extra call an agent makes to recall what it lost: this
+        request again (what it put in the cache read from it, the rest uncached) plus the
+        recalled items, whole up to the recall tool's limit. 0 when nothing was lost."""
+        if not lost:
+            return Decimal(0)
+        recalled = sum(
+            min(self.counter.count_item(i).tokens, RECALL_MAX_TOKENS)
+            for i in self.tracker.sources(lost)
+        )
+        cached = usage.cache_read_tokens + usage.cache_write_5m_tokens + usage.cache_write_1h_tokens
+        extra = Usage(input_tokens=usage.input_tokens + recalled, cache_read_tokens=cached)
+        cost = price(extra, self.prices)
+        if cost is None:
+            return None
+        self.run.recalls += 1
+        self.run.recall_cost += cost.input
+        return cost.input
 
     def close(self) -> None:
         self.runner.close()

@@ -46,6 +46,10 @@ class PolicyRun:
     """Retention summed over the calls."""
     compactions: list[Compaction] = field(default_factory=list)
     """Every compaction, in order."""
+    recalls: int = 0
+    """Extra model calls to recall what the view had lost (their cost is in ``costs``)."""
+    recall_cost: Decimal = Decimal(0)
+    """What those extra calls cost (USD; input only), part of ``input_cost``."""
 
     @property
     def input_cost(self) -> Decimal | None:
@@ -105,6 +109,10 @@ class PolicyTotals:
     """Each session's largest request, summed (compare policies on this)."""
     retention: RetentionTotals = field(default_factory=RetentionTotals)
     compactions: int = 0
+    recalls: int = 0
+    """Extra calls to recall lost references (priced into ``input_cost``)."""
+    recall_cost: Decimal = Decimal(0)
+    """Their input cost (USD), part of ``input_cost``."""
     worse_than_none: int = 0
     """Sessions where this policy's input cost exceeds ``none``'s."""
 
@@ -172,9 +180,13 @@ class Simulation:
             "peak_tokens": t.peak,
             "peak_tokens_sum": t.peak_sum,
             "retention": _round(t.retention.share),
+            "line_retention": _round(t.retention.line_share),
             "references_used": t.retention.used,
             "references_kept": t.retention.kept,
+            "references_line_kept": t.retention.line_kept,
             "compactions": t.compactions,
+            "recall_calls": t.recalls,
+            "recall_cost_usd": _money(t.recall_cost),
             "sessions_costlier_than_none": t.worse_than_none,
         }
 
@@ -197,6 +209,8 @@ def totals_of(
             t.peak_sum += run.peak
             t.retention = t.retention + run.retention
             t.compactions += len(run.compactions)
+            t.recalls += run.recalls
+            t.recall_cost += run.recall_cost
             if (
                 cost is not None
                 and none_cost is not None
@@ -220,7 +234,9 @@ def _session_json(s: SessionResult) -> dict[str, Any]:
                 "input_cost_usd": _money(r.input_cost),
                 "peak_tokens": r.peak,
                 "retention": _round(r.retention.share),
+                "line_retention": _round(r.retention.line_share),
                 "compactions": len(r.compactions),
+                "recall_calls": r.recalls,
             }
             for p, r in s.runs.items()
         },

@@ -7,22 +7,34 @@ system prompt and the task, the share still visible in the view at call t, verba
 inside a summary.* A reference the agent reuses was worth keeping; one it reuses after a
 policy dropped it was either re-fetched (paid for twice) or recalled from its own words.
 
+Presence is lenient: a digest listing ``names: foo_bar.py, baz`` keeps ``foo_bar.py`` while
+the line that said what it was is gone. *Line retention* is the stricter share: a used
+reference is **line-kept** when a whole earlier line containing it (a line of a
+non-background item observed before the output, among whose references it is), longer
+than the reference by more than 8 characters, is still in the view verbatim (as a line of
+any item there, surrounding whitespace stripped on both sides); when no such line exists,
+presence counts. So line-kept ≤ kept, and the full history line-keeps everything.
+
 Everything here is pure and linear in the session's text: each version of an item is
 scanned once, and a view is checked through an inverted index (reference → item versions
 holding it) instead of rescanning its text, so a 300-call session costs about one pass
 over its text, not one per call. Text is searched again only for the few references not
-found as keys (a substring check, see :meth:`RetentionTracker.score`).
+found as keys (a substring check, see :meth:`RetentionTracker.score`). Lines work the same
+way: each version's stripped lines are indexed once (line → versions holding it), each
+distinct observed line is scanned once (reference → lines that count for it), so a call
+costs a look-up per counting line of each used reference.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TypeAlias
 
 from ctxbudget.session.items import Item, item_text
+from ctxbudget.simulate._lines import LineIndex, lines_of
 
 __all__ = [
     "Retention",
@@ -175,6 +187,33 @@ def references(text: str) -> frozenset[str]:
     return frozenset(k for _, keys in _scan(text) for k in keys)
 
 
+@lru_cache(maxsize=1 << 16)
+def _keys(raw: str) -> tuple[str, ...]:
+    """Every key of one run, in :func:`_run`'s order."""
+    return tuple(k for _, keys in _run(raw) for k in keys)
+
+
+def _line_keys(line: str) -> tuple[str, ...]:
+    """:func:`references` of one line, possibly repeated: a leaner :func:`_scan`."""
+    out: list[str] = []
+    for raw in _TOKEN.findall(_ESCAPES.sub(" ", line) if "\\" in line else line):
+        if raw.isalpha() and (raw.islower() or raw.isupper() or raw.istitle()):
+            continue
+        out.extend(_keys(raw))
+    return tuple(out)
+
+
+_cached_line_keys = lru_cache(maxsize=1 << 14)(_line_keys)
+_CACHED_LINE = 400
+"""Longer lines are scanned afresh, so the cache holds a few megabytes at most."""
+
+
+def _line_references(line: str) -> tuple[str, ...]:
+    """:func:`_line_keys`, cached for lines up to 400 characters: a replay's lanes (one
+    tracker per policy) observe the same lines one after another."""
+    return _cached_line_keys(line) if len(line) <= _CACHED_LINE else _line_keys(line)
+
+
 def _occurs(ref: str, text: str) -> bool:
     """Whether ``ref`` is in ``text`` with no letter, digit or ``_`` glued to either end."""
     start = text.find(ref)
@@ -198,11 +237,24 @@ class Retention:
     """Of those, how many the view still showed."""
     lost: frozenset[str] = frozenset()
     """The used references the view no longer showed (for reports)."""
+    line_kept: int = field(default=-1, compare=False)
+    """Of those used, how many were line-kept (see :meth:`RetentionTracker.score`); left
+    out, the same as ``kept``. Not compared, so a score equals ``Retention(used, kept,
+    lost)``: check it on its own."""
+
+    def __post_init__(self) -> None:
+        if self.line_kept < 0:
+            object.__setattr__(self, "line_kept", self.kept)
 
     @property
     def share(self) -> float | None:
         """``kept / used``; ``None`` when nothing was used."""
         return self.kept / self.used if self.used else None
+
+    @property
+    def line_share(self) -> float | None:
+        """``line_kept / used``; ``None`` when nothing was used."""
+        return self.line_kept / self.used if self.used else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +267,12 @@ class RetentionTotals:
     """References kept, summed over calls."""
     calls: int = 0
     """Calls that used at least one earlier reference."""
+    line_kept: int = -1
+    """References line-kept, summed over calls; left out, the same as ``kept``."""
+
+    def __post_init__(self) -> None:
+        if self.line_kept < 0:
+            object.__setattr__(self, "line_kept", self.kept)
 
     @classmethod
     def of(cls, scores: Iterable[Retention | None]) -> RetentionTotals:
@@ -228,17 +286,30 @@ class RetentionTotals:
         """These totals with one more call's score."""
         if score is None or score.used == 0:
             return self
-        return RetentionTotals(self.used + score.used, self.kept + score.kept, self.calls + 1)
+        return RetentionTotals(
+            self.used + score.used,
+            self.kept + score.kept,
+            self.calls + 1,
+            self.line_kept + score.line_kept,
+        )
 
     def __add__(self, other: RetentionTotals) -> RetentionTotals:
         return RetentionTotals(
-            self.used + other.used, self.kept + other.kept, self.calls + other.calls
+            self.used + other.used,
+            self.kept + other.kept,
+            self.calls + other.calls,
+            self.line_kept + other.line_kept,
         )
 
     @property
     def share(self) -> float | None:
         """``kept / used``; ``None`` when no call used anything."""
         return self.kept / self.used if self.used else None
+
+    @property
+    def line_share(self) -> float | None:
+        """``line_kept / used``; ``None`` when no call used anything."""
+        return self.line_kept / self.used if self.used else None
 
 
 class RetentionTracker:
@@ -256,20 +327,35 @@ class RetentionTracker:
         """Item id → its observation index."""
         self._versions: dict[str, tuple[Item, int, frozenset[str]]] = {}
         """Item id → the latest distinct version met: (item, key, references)."""
+        self._holder: dict[str, Item] = {}
+        """Reference → the latest non-background item observed holding it."""
         self._postings: dict[str, list[int]] = {}
         """Reference → keys of the item versions holding it."""
+        self._lines = LineIndex(_line_references)
+        """Line → versions holding it; reference → earlier lines that count for it."""
         self._next_key = 0
 
-    def _entry(self, item: Item) -> tuple[int, frozenset[str]]:
-        """The key and references of ``item``, scanning it only if this version is new."""
+    def _entry(self, item: Item, observed: int | None = None) -> tuple[int, frozenset[str]]:
+        """The key and references of ``item``, scanning it only if this version is new.
+
+        ``observed``: the observation index when ``item`` is observed outside the
+        background (its lines then count for line retention).
+        """
         cached = self._versions.get(item.id)
         if cached is not None and (cached[0] is item or cached[0].parts == item.parts):
-            return cached[1], cached[2]
-        key, refs = self._next_key, references(item_text(item))
+            key = cached[1]
+            if observed is not None and not self._lines.observed(key):
+                self._lines.observe(key, lines_of(item_text(item)), observed)
+            return key, cached[2]
+        text = item_text(item)
+        key, refs = self._next_key, references(text)
         self._next_key += 1
         self._versions[item.id] = (item, key, refs)
         for ref in refs:
             self._postings.setdefault(ref, []).append(key)
+        lines = self._lines.add(key, text)
+        if observed is not None:
+            self._lines.observe(key, lines, observed)
         return key, refs
 
     def observe(self, item: Item, *, background: bool = False) -> None:
@@ -283,8 +369,15 @@ class RetentionTracker:
         self._position.setdefault(item.id, index)
         if background:
             return
-        for ref in self._entry(item)[1]:
+        for ref in self._entry(item, index)[1]:
             self._first_seen.setdefault(ref, index)
+            self._holder[ref] = item
+
+    def sources(self, refs: Iterable[str]) -> list[Item]:
+        """The latest observed item holding each of ``refs`` (each item once, in order of
+        observation): what an agent that lost them would recall."""
+        found = {id(i): i for ref in refs if (i := self._holder.get(ref)) is not None}
+        return sorted(found.values(), key=lambda i: self._position.get(i.id, 0))
 
     def score(self, output: Item, view: str | Iterable[Item]) -> Retention | None:
         """Retention of ``output`` (the agent's reply at this call) given what it saw.
@@ -296,6 +389,14 @@ class RetentionTracker:
         (inside a longer run, say) a substring of the view's text with no word character
         glued on. ``None`` when nothing was used. The output may be observed before or
         after scoring.
+
+        Line-kept: a used reference is line-kept when a whole earlier line containing it
+        (a line of a non-background item observed before the output, with the reference
+        among that line's :func:`references`), stripped of surrounding whitespace and
+        longer than the reference by more than 8 characters, is still in the view
+        verbatim: a stripped line of some item there (any version: a digest or a
+        truncated copy counts if it holds that exact line), or of the view's text. When
+        no such earlier line exists, presence counts: line-kept if kept.
         """
         cutoff = self._position.get(output.id, self._count)
         chosen: set[str] = set()
@@ -308,16 +409,20 @@ class RetentionTracker:
         if not used:
             return None
         text: str | None
+        shown: Callable[[str], bool]
         if isinstance(view, str):
             text, view_refs = view, references(view)
             missing = [r for r in used if r not in view_refs]
+            shown = set(lines_of(view)).__contains__
         else:
             items = list(view)
             keys = {self._entry(item)[0] for item in items}
             missing = [r for r in used if not any(k in keys for k in reversed(self._postings[r]))]
             text = "\n".join(item_text(item) for item in items) if missing else None
+            shown = self._lines.held_by(keys)
         lost = frozenset(r for r in missing if text is None or not _occurs(r, text))
-        return Retention(used=len(used), kept=len(used) - len(lost), lost=lost)
+        line_kept = sum(r not in lost and self._lines.line_kept(r, cutoff, shown) for r in used)
+        return Retention(used=len(used), kept=len(used) - len(lost), lost=lost, line_kept=line_kept)
 
 
 def task_length(items: Sequence[Item]) -> int:
