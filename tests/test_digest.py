@@ -9,6 +9,7 @@ front of what the next request will change, so it is never written to the cache.
 from __future__ import annotations
 
 import itertools
+import json
 from typing import Any
 
 import pytest
@@ -56,6 +57,11 @@ def pytest_log(failing: str = "test_parse_header") -> str:
         "=========================== 1 failed, 120 passed in 3.21s ===========================",
     ]
     return "\n".join(lines)
+
+
+def lint_log(n: int = 1) -> str:
+    lines = [f"src/pkg/mod_{k}.py:{k}: W0611 unused import helper_{k}" for k in range(300)]
+    return "\n".join([*lines, f"src/pkg/parser.py:{88 + n}: E0602 undefined name 'parse_header'"])
 
 
 def call_and_result(n: int, text: str) -> list[Item]:
@@ -236,14 +242,16 @@ def test_an_output_is_whole_until_answered_then_digested_and_recallable() -> Non
     mgr.set_system("You fix bugs. " * 300)
     mgr.set_tools([BASH])
     mgr.append({"role": "user", "content": "Fix the failing test in src/pkg/io.py."})
-    agent_turn(mgr, 1, pytest_log())
+    agent_turn(mgr, 1, lint_log())
     first = mgr.prepare("anthropic")
-    assert first["messages"][-1]["content"][0]["content"] == pytest_log()
+    seen = first["messages"][-1]["content"][0]["content"]  # cleaned at the door
+    assert "E0602 undefined name 'parse_header'" in seen
+    assert 'recall("m3")' in seen
     # the rolling breakpoint stands before the output the next request will digest
     last = len(first["messages"]) - 1
     assert last not in marked(first)
     assert last - 1 in marked(first)
-    agent_turn(mgr, 2, pytest_log("test_two"))
+    agent_turn(mgr, 2, lint_log(2))
     second = mgr.prepare("anthropic")
     report = mgr.last_report
     assert report is not None
@@ -252,7 +260,7 @@ def test_an_output_is_whole_until_answered_then_digested_and_recallable() -> Non
     digested = second["messages"][2]["content"][0]["content"]
     assert digested.startswith("[digest of bash")
     assert 'recall("m3")' in digested
-    assert mgr.recall("m3").tool_results[0].content == pytest_log()
+    assert mgr.recall("m3").tool_results[0].content == lint_log()
     # the prefix up to the answered call is unchanged: the cache still reads it
     assert strip(second["messages"][:2]) == strip(first["messages"][:2])
 
@@ -326,3 +334,23 @@ def test_answer_recall_refuses_other_tools() -> None:
     call = {"type": "tool_use", "id": "toolu_1", "name": "bash", "input": {}}
     with pytest.raises(UsageError, match="not a call of the 'recall' tool"):
         ContextManager("gpt-4o").answer_recall(call)
+
+
+def test_a_one_line_json_output_is_digested_field_by_field() -> None:
+    records = [
+        {"reservation_id": f"ZFA{n:03d}Y", "flight": f"HAT{170 + n}", "status": "confirmed"}
+        for n in range(40)
+    ]
+    text = json.dumps({"user_id": "mia_li_3668", "reservations": records})
+    out = digest_text(text, reply="", budget=200, tokenizer=O200K, item_id="r5", label="")
+    kept = out.splitlines()[1:]
+    assert '"user_id": "mia_li_3668",' in [line.strip() for line in kept]
+    shown = {f"ZFA{n:03d}Y" for n in range(40)} | {f"HAT{170 + n}" for n in range(40)}
+    assert sum(name in out for name in shown) >= 15  # whole fields, then the names line
+
+
+def test_long_lines_are_cut_after_commas_to_choose_from() -> None:
+    line = ", ".join(f"path/to/file_{n}.py" for n in range(200))
+    out = digest_text(line, reply="", budget=100, tokenizer=O200K, item_id="r6", label="")
+    assert "path/to/file_" in out
+    assert O200K.count("\n".join(out.splitlines()[1:])) <= 100 + len(out.splitlines())

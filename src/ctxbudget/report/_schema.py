@@ -12,15 +12,17 @@ The data is one JSON object (money in USD, shares as fractions 0..1, ``null`` = 
     totals          sessions, calls (int); recorded_cost, computed_cost (num|null)
                     components: {name: {tokens, cost|null}}          (analyze)
                     policies: {name: {input_tokens, peak, cached_share, input_cost|null,
-                      output_cost|null, retention|null, compactions, vs_none|null
-                      (input cost over none's: 0.58 = 42% cheaper), worse_than_none}}
+                      output_cost|null, retention|null, line_retention|null (optional),
+                      recalls (optional), compactions, vs_none|null (input cost over
+                      none's: 0.58 = 42% cheaper; recall calls included), worse_than_none}}
     sessions        [{name, format, calls, model|null, recorded_cost|null,
                       computed_cost|null, cache_hit_rate|null,
                       composition: {component: [tokens of call i]} (one per call),
                       policies: {policy: {context: [tokens of call i], cumulative_cost:
                         [USD after call i] ([] when prices are unknown), compactions:
                         [{call (0-based index of the call it shaped), strategy,
-                        tokens_before, tokens_after}], retention|null, input_tokens,
+                        tokens_before, tokens_after}], retention|null, line_retention|null
+                        (optional), recalls (optional), input_tokens,
                         peak, cached_share, input_cost|null}}}]
 
 Every policy needs its totals; a session may lack a policy or a component (it is not

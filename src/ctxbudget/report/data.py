@@ -71,6 +71,8 @@ def simulation_report(
                             for c in r.compactions
                         ],
                         "retention": r.retention.share,
+                        "line_retention": r.retention.line_share,
+                        "recalls": r.recalls,
                         "input_tokens": r.usage.input_tokens,
                         "peak": r.peak,
                         "cached_share": r.cached_share,
@@ -101,6 +103,8 @@ def simulation_report(
                     "input_cost": _money(t.input_cost),
                     "output_cost": _money(sim.output_cost),
                     "retention": t.retention.share,
+                    "line_retention": t.retention.line_share,
+                    "recalls": t.recalls,
                     "compactions": t.compactions,
                     "vs_none": sim.ratio(p, "none"),
                     "worse_than_none": t.worse_than_none,

@@ -126,7 +126,12 @@ def _totals_simulate(data: Mapping[str, Any], tok: str) -> str:
         _th("input $"),
         _th("output $"),
         _th("vs none", title="input cost over the 'none' policy's (0.58× = 42% cheaper)"),
-        _th("retention"),
+        _th("retention", title="share of the references the agent reused still in view"),
+        _th(
+            "line retention",
+            title="reused references whose whole earlier line was still in view verbatim",
+        ),
+        _th("recall calls", title="extra calls to read back what the view had lost (priced)"),
         _th("compactions"),
         _th("sessions costing more than none"),
     ]
@@ -142,6 +147,8 @@ def _totals_simulate(data: Mapping[str, Any], tok: str) -> str:
             _td(_usd(p["output_cost"]), p["output_cost"]),
             _td(_ratio(p["vs_none"]), p["vs_none"]),
             _td(_pct(p["retention"]), p["retention"]),
+            _td(_pct(p.get("line_retention")), p.get("line_retention")),
+            _td(f"{p.get('recalls', 0):,}", p.get("recalls", 0)),
             _td(f"{p['compactions']:,}", p["compactions"]),
             _td(f"{p['worse_than_none']:,}", p["worse_than_none"]),
         ]

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any, TypeAlias
 
 from ctxbudget.compaction.strategies import (
+    clean,
     clear_tool_results,
     dedup,
     digest,
@@ -24,6 +25,7 @@ from ctxbudget.compaction.strategies import (
     truncate,
 )
 from ctxbudget.compaction.strategies.base import CompactionInput, Proposal, Runner
+from ctxbudget.compaction.strategies.clean import CleanConfig
 from ctxbudget.compaction.strategies.clear_tool_results import ClearToolResultsConfig
 from ctxbudget.compaction.strategies.dedup import DedupConfig
 from ctxbudget.compaction.strategies.digest import DigestConfig
@@ -39,6 +41,7 @@ from ctxbudget.tokens.backends import Tokenizer
 
 __all__ = [
     "STRATEGY_KINDS",
+    "CleanConfig",
     "ClearToolResultsConfig",
     "DedupConfig",
     "DigestConfig",
@@ -55,6 +58,7 @@ __all__ = [
 
 StrategyConfig: TypeAlias = (
     DedupConfig
+    | CleanConfig
     | TruncateConfig
     | DigestConfig
     | ShortenConfig
@@ -79,6 +83,7 @@ def _edits_only(
 
 _REGISTRY: dict[str, tuple[type[Any], Callable[[Any, CompactionInput], Proposal]]] = {
     "dedup": (DedupConfig, _edits_only(dedup.propose)),
+    "clean": (CleanConfig, _edits_only(clean.propose)),
     "truncate": (TruncateConfig, _edits_only(truncate.propose)),
     "digest": (DigestConfig, _edits_only(digest.propose)),
     "shorten": (ShortenConfig, _edits_only(shorten.propose)),

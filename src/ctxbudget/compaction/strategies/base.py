@@ -35,6 +35,7 @@ __all__ = [
     "derived_kind",
     "editable",
     "editable_units",
+    "original_id",
 ]
 
 
@@ -86,6 +87,13 @@ def editable_units(view: CompactionInput) -> list[Unit]:
 def derived_id(original: str, kind: str) -> str:
     """The id of an item a strategy derives from ``original`` (deterministic)."""
     return f"{original}~{kind}"
+
+
+def original_id(item_id: str) -> str:
+    """The id of the original ``item_id`` was derived from (itself when it is original)."""
+    while derived_kind(item_id) is not None:
+        item_id = item_id.rpartition("~")[0]
+    return item_id
 
 
 def derived_kind(item_id: str) -> str | None:

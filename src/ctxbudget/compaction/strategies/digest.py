@@ -18,6 +18,7 @@ output restated, never promoted to instructions.
 from __future__ import annotations
 
 import heapq
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Literal
@@ -31,7 +32,12 @@ from ctxbudget.compaction.strategies._mechanical import (
     result_refs,
     with_contents,
 )
-from ctxbudget.compaction.strategies.base import CompactionInput, derived_kind, editable
+from ctxbudget.compaction.strategies.base import (
+    CompactionInput,
+    derived_kind,
+    editable,
+    original_id,
+)
 from ctxbudget.errors import ConfigError
 from ctxbudget.session.items import Item, TextPart, item_text
 from ctxbudget.session.log import Edit
@@ -183,6 +189,28 @@ def _names_line(
     return "also named: " + ", ".join(out) if out else ""
 
 
+def _lines_of(text: str) -> list[str]:
+    """The lines to choose from: a JSON document one field per line (a one-line JSON
+    answer is one unreadable line otherwise), long lines cut after commas and semicolons."""
+    stripped = text.strip()
+    if stripped[:1] in ("{", "[") and len(stripped) > _MAX_LINE_CHARS:
+        try:
+            return json.dumps(json.loads(stripped), indent=1, ensure_ascii=False).splitlines()
+        except ValueError:
+            pass
+    out: list[str] = []
+    for line in text.splitlines():
+        rest = line
+        while len(rest) > _MAX_LINE_CHARS:
+            cut = max(rest.rfind(", ", 0, _MAX_LINE_CHARS), rest.rfind("; ", 0, _MAX_LINE_CHARS))
+            if cut <= 0:
+                break
+            out.append(rest[: cut + 1])
+            rest = rest[cut + 2 :]
+        out.append(rest)
+    return out
+
+
 def digest_text(
     text: str,
     *,
@@ -195,7 +223,7 @@ def digest_text(
 ) -> str:
     """The digest of ``text``: its most telling lines within ``budget`` tokens, verbatim and
     in their order, under a header naming ``item_id`` for recall."""
-    all_lines = text.splitlines()
+    all_lines = _lines_of(text)
     candidates: list[tuple[int, str, set[str], bool]] = []
     seen: set[str] = set()
     for index, line in enumerate(all_lines):
@@ -243,7 +271,7 @@ def _digest_ref(
         reply=item_text(reply),
         budget=config.max_tokens,
         tokenizer=tok,
-        item_id=ref.item.id,
+        item_id=original_id(ref.item.id),
         label=label,
         names_budget=config.names_tokens,
     )
