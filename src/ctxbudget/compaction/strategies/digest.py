@@ -66,9 +66,9 @@ class DigestConfig:
     """Replace each answered tool output by its most telling lines."""
 
     kind: Literal["digest"] = "digest"
-    max_tokens: int = 200
+    max_tokens: int = 300
     """Budget of the kept lines of one output (tokens; the header comes on top)."""
-    names_tokens: int = 150
+    names_tokens: int = 200
     """Budget of a last line listing names the kept lines miss (tokens; 0: no such line).
 
     The defaults are measured (``bench/bench_simulate.py``): the cheapest pair, recall
