@@ -37,9 +37,14 @@ def simulate(
             "else a demo session)."
         ),
     ] = None,
-    policy: Annotated[str, typer.Option(help="Policies to compare, comma-separated.")] = ",".join(
-        DEFAULT_POLICIES
-    ),
+    policy: Annotated[
+        str,
+        typer.Option(
+            help="Policies to compare, comma-separated: none-nocache, none, mask-last-10, "
+            "clear-tool-uses, ctxbudget (the default preset, digest) or ctxbudget:<preset> "
+            "(ctxbudget:agent is the batched default before digests; ctxbudget:digest-lean)."
+        ),
+    ] = ",".join(DEFAULT_POLICIES),
     model: Annotated[
         str, typer.Option(help="Model to count and price for (its cache rules apply).")
     ] = DEFAULT_MODEL,
