@@ -354,3 +354,21 @@ def test_long_lines_are_cut_after_commas_to_choose_from() -> None:
     out = digest_text(line, reply="", budget=100, tokenizer=O200K, item_id="r6", label="")
     assert "path/to/file_" in out
     assert O200K.count("\n".join(out.splitlines()[1:])) <= 100 + len(out.splitlines())
+
+
+@pytest.mark.parametrize(("policy", "clears"), [("digest", False), ("agent", True)])
+def test_digests_leave_small_outputs_alone_below_the_watermark(policy: str, clears: bool) -> None:
+    """Under digests nothing is cleared because re-reading it has cost a rewrite: what is
+    left is small and final, and clearing it would rewrite the cached suffix (the batched
+    preset does clear). Only a component over its budget is still compacted."""
+    clock = [0.0]
+    mgr = ContextManager("claude-sonnet-4-5", policy=policy, clock=lambda: clock[0])
+    mgr.set_system("You fix bugs. " * 300)
+    mgr.set_tools([BASH])
+    mgr.append({"role": "user", "content": "Fix the failing test."})
+    for n in range(1, 150):  # distinct outputs under 480 tokens: never digested
+        agent_turn(mgr, n, "\n".join(f"src/pkg/mod_{k}_{n}.py:{k}: ok {n}" for k in range(25)))
+        clock[0] += 30
+        mgr.prepare("anthropic")
+    paid = [r for r in mgr.log.records() if r.reason.startswith("clearing pays")]
+    assert bool(paid) is clears

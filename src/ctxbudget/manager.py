@@ -294,7 +294,9 @@ class ContextManager:
         ``input_limit`` lowers the most input tokens this request may have (e.g. after the
         provider said the last one was too long). Raises ContextOverflow (before any API
         call) when even a reset cannot fit, e.g. the fixed components alone or one pinned
-        item exceed the window.
+        item exceed the window. The body shares its message dicts with earlier bodies and
+        the manager's caches (that is what makes a long session cheap): treat it as
+        read-only and copy what you change.
         """
         fmt = wire_format(provider)
         compactor, health = self._compactor, self._health
@@ -336,8 +338,8 @@ class ContextManager:
             body, counted = self._render(provider, fmt, options)
         if counted.tokens > limit:
             raise compactor.overflow(counted.tokens, limit)
-        self._writer.note_boundary(outcome.records)
-        items = self.view.items
+        writer, view = self._writer, self.view
+        writer.note_boundary(outcome.records)
         upcoming = compactor.next_edit() if fmt == "anthropic" else None
         planned, scheduled = planned_change(outcome.records, compactor.pending, self._tools_planned)
         body, cache = self.cache.on_request(
@@ -345,9 +347,10 @@ class ContextManager:
             fmt,
             now=now,
             planned=planned,
-            boundary=self._writer.boundary_block(fmt, items, body),
-            next_edit=self._writer.block_of(items, body, upcoming) if upcoming else None,
-            planned_from=self._writer.first_block(fmt, items, body, scheduled),
+            boundary=writer.boundary_block(fmt, view, body),
+            next_edit=writer.block_of(view, body, upcoming) if upcoming else None,
+            planned_from=writer.first_block(fmt, view, body, scheduled),
+            stable=writer.handed(fmt),
         )
         predicted = predicted_usage(cache, counted.tokens)
         self._tools_planned = False
@@ -474,8 +477,8 @@ class ContextManager:
     def _render(
         self, provider: Provider, fmt: Format, options: Mapping[str, Any]
     ) -> tuple[dict[str, Any], TokenCount]:
-        body = self._writer.render(provider, self.view.items, self.accountant.tools, options)
-        return body, self._verifier.count(body, fmt)
+        body = self._writer.render(provider, self.view, self.accountant.tools, options)
+        return body, self._verifier.count(body, fmt, self._writer.stable)
 
     def _write_brief(self, brief: HandoffBrief) -> tuple[Path, ...]:
         if self.handoff_dir is None:

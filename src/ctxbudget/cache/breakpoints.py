@@ -58,29 +58,40 @@ def choose_breakpoints(
 
 
 def strip_cache_control(body: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of an Anthropic body without any ``cache_control`` (shares unmarked parts)."""
+    """A copy of an Anthropic body without any ``cache_control`` (shares unmarked parts; a
+    tools or system list with no marker is kept as the same object)."""
     out = dict(body)
-    if isinstance(out.get("tools"), list):
-        out["tools"] = [_unmarked(t) for t in out["tools"]]
-    if isinstance(out.get("system"), list):
-        out["system"] = [_unmarked(b) for b in out["system"]]
+    for key in ("tools", "system"):
+        value = out.get(key)
+        if isinstance(value, list) and any(
+            isinstance(b, Mapping) and "cache_control" in b for b in value
+        ):
+            out[key] = [_unmarked(b) for b in value]
     if isinstance(out.get("messages"), list):
         out["messages"] = [_unmarked_message(m) for m in out["messages"]]
     return out
 
 
 def place_anthropic_breakpoints(
-    body: Mapping[str, Any], fp: Fingerprint, indices: Sequence[int], ttl: Ttl = "5m"
+    body: Mapping[str, Any],
+    fp: Fingerprint,
+    indices: Sequence[int],
+    ttl: Ttl = "5m",
+    *,
+    stripped: bool = False,
 ) -> dict[str, Any]:
     """A copy of ``body`` with ``cache_control`` on the last block of each chosen block.
 
     ``fp`` must be the fingerprint of ``body`` (its labels say where each block is). The
-    input body is not changed; only the marked containers are copied.
+    input body is not changed; only the marked containers are copied. ``stripped``: the
+    body has no ``cache_control`` already (it is not stripped again).
     """
-    out = strip_cache_control(body)
+    out = dict(body) if stripped else strip_cache_control(body)
     marker: dict[str, Any] = {"type": "ephemeral"}
     if ttl != "5m":
         marker["ttl"] = ttl
+    if any(fp.blocks[i].position >= 0 for i in indices):
+        out["messages"] = list(out["messages"])  # one copy; the marked messages replaced in it
     for index in indices:
         block = fp.blocks[index]
         if block.label == "tools":
@@ -92,15 +103,13 @@ def place_anthropic_breakpoints(
             blocks = [{"type": "text", "text": system}] if isinstance(system, str) else system
             out["system"] = _mark_last(list(blocks), marker)
         else:
-            position = block.position
-            messages = list(out["messages"])
-            message = dict(messages[position])
+            messages = out["messages"]
+            message = dict(messages[block.position])
             content = message.get("content")
             if isinstance(content, str):
                 content = [{"type": "text", "text": content}] if content else []
             message["content"] = _mark_last(list(content or []), marker)
-            messages[position] = message
-            out["messages"] = messages
+            messages[block.position] = message
     return out
 
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from itertools import islice
+from typing import Any, TypeVar, overload
 
 from ctxbudget.convert.anthropic import from_anthropic, from_anthropic_tools
 from ctxbudget.convert.openai_chat import from_openai_chat, from_openai_chat_tools
@@ -22,7 +23,15 @@ from ctxbudget.convert.openai_responses import from_openai_responses, from_opena
 from ctxbudget.convert.request import Format
 from ctxbudget.tokens.counter import TokenCounter
 
-__all__ = ["Block", "CacheBust", "CacheBustWarning", "Fingerprint", "Fingerprinter", "find_bust"]
+__all__ = [
+    "Block",
+    "CacheBust",
+    "CacheBustWarning",
+    "Fingerprint",
+    "Fingerprinter",
+    "Prefix",
+    "find_bust",
+]
 
 _PREVIEW = 60
 """Characters of context shown on each side of a change."""
@@ -50,14 +59,61 @@ class Block:
     """Its index in the body's ``messages`` / ``input`` list; -1 for tools and system."""
 
 
+T = TypeVar("T")
+
+
+class Prefix(Sequence[T]):
+    """The first ``n`` entries of a list that is only ever appended to past them: a
+    read-only, tuple-like view (equal to the tuple of its entries).
+
+    Fingerprints of consecutive requests share one list for their common prefix, so a new
+    fingerprint costs its new blocks only.
+    """
+
+    __slots__ = ("_items", "_n")
+
+    def __init__(self, items: list[T], n: int) -> None:
+        self._items, self._n = items, n
+
+    def __len__(self) -> int:
+        return self._n
+
+    @overload
+    def __getitem__(self, index: int) -> T: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[T, ...]: ...
+    def __getitem__(self, index: int | slice) -> T | tuple[T, ...]:
+        if isinstance(index, slice):
+            return tuple(self._items[: self._n][index])
+        if index < 0:
+            index += self._n
+        if not 0 <= index < self._n:
+            raise IndexError("prefix index out of range")
+        return self._items[index]
+
+    def __iter__(self) -> Iterator[T]:
+        return islice(self._items, self._n)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Prefix | tuple | list):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def __repr__(self) -> str:
+        return repr(tuple(self))
+
+
 @dataclass(frozen=True, slots=True)
 class Fingerprint:
-    """A rendered request as a chain of blocks."""
+    """A rendered request as a chain of blocks (tuple-like sequences, read-only)."""
 
-    blocks: tuple[Block, ...]
-    chain: tuple[str, ...]
+    blocks: Sequence[Block]
+    chain: Sequence[str]
     """``chain[i]``: digest of blocks ``0..i``; equal chains mean equal prefixes."""
-    cumulative: tuple[int, ...]
+    cumulative: Sequence[int]
     """``cumulative[i]``: tokens of blocks ``0..i``."""
 
     @property
@@ -178,51 +234,93 @@ def _strip(value: Any) -> Any:
 
 
 class Fingerprinter:
-    """Fingerprints one session's requests; remembers block token counts by digest."""
+    """Fingerprints one session's requests; remembers block token counts by digest.
+
+    Consecutive requests of a session mostly extend each other. Told how many leading
+    messages are the very objects of the last body fingerprinted (``stable``), it reuses
+    the blocks, chain and sums of that prefix and looks at the other blocks only; without
+    the hint it still reuses each unchanged block (by identity) and the chain of the
+    unchanged prefix.
+    """
 
     def __init__(self, counter: TokenCounter) -> None:
         self.counter = counter
         self._tokens: dict[tuple[str, str], int] = {}
         self._by_id: dict[int, tuple[Any, Block, int]] = {}
         self._last: Fingerprint | None = None
+        self._last_format: Format | None = None
+        self._raws: list[Any] = []
+        """The raw object (tools, system, message) of each block of the last fingerprint."""
+        self._head = 0
+        """How many of them came before the messages (tools, system)."""
+        self._store: tuple[list[Block], list[str], list[int]] = ([], [], [])
+        """Blocks, chain and sums of the last fingerprint: the lists its views share."""
         self._factor = counter.factor
 
-    def fingerprint(self, body: Mapping[str, Any], fmt: Format) -> Fingerprint:
-        """The request's blocks in the order the provider caches them."""
+    def fingerprint(self, body: Mapping[str, Any], fmt: Format, stable: int = 0) -> Fingerprint:
+        """The request's blocks in the order the provider caches them.
+
+        ``stable``: how many leading messages are the very objects of the last body
+        fingerprinted (0: look at every block).
+        """
         if self.counter.factor != self._factor:  # recalibrated: every count changed
             self._factor = self.counter.factor
             self._tokens, self._by_id, self._last = {}, {}, None
-        blocks: list[Block] = []
-        seen: dict[int, tuple[Any, Block, int]] = {}
+        head, key, entries = _split(body, fmt)
+        last = self._last if fmt == self._last_format else None
+        raws = self._raws
+        keep = 0
+        if (
+            last is not None
+            and stable > 0
+            and len(head) == self._head
+            and all(h[2] is raws[i] for i, h in enumerate(head))
+        ):
+            keep = len(head) + min(stable, len(entries), len(raws) - len(head))
+            if keep > len(head) and entries[keep - len(head) - 1] is not raws[keep - 1]:
+                keep = 0  # not the body it was told: look at every block
+        del raws[keep:]
+        todo = head[keep:] if keep < len(head) else []
+        todo.extend(
+            (partial(_label, key, i, entries[i]), "message", entries[i], i)
+            for i in range(max(keep - len(head), 0), len(entries))
+        )
         known = self._by_id
-        for position, (label, kind, raw, index) in enumerate(_raw_blocks(body, fmt)):
+        new: list[Block] = []
+        for position, (label, kind, raw, index) in enumerate(todo, keep):
             entry = known.get(id(raw))
             if entry is None or entry[0] is not raw or entry[2] != position:
                 entry = (raw, self._block(label(), kind, raw, fmt, index), position)
-            seen[id(raw)] = entry
-            blocks.append(entry[1])
-        self._by_id = seen
-        chain: list[str] = []
-        cumulative: list[int] = []
-        digest, total = "", 0
-        last = self._last
-        same = last is not None
-        for index, block in enumerate(blocks):
-            if (
-                same
-                and last is not None
-                and index < len(last.blocks)
-                and last.blocks[index] is block
-            ):
-                digest, total = last.chain[index], last.cumulative[index]  # unchanged prefix
-            else:
-                same = False
-                digest = hashlib.sha256(f"{digest}|{block.digest}".encode()).hexdigest()
-                total += block.tokens
+                known[id(raw)] = entry
+            new.append(entry[1])
+            raws.append(raw)
+        if len(known) > 2 * len(raws) + 64:
+            self._by_id = {id(r): known[id(r)] for r in raws if id(r) in known}
+        self._head, self._last_format = len(head), fmt
+        self._last = self._extend(last, keep, new)
+        return self._last
+
+    def _extend(self, last: Fingerprint | None, keep: int, new: list[Block]) -> Fingerprint:
+        """The fingerprint of the last one's first ``keep`` blocks plus ``new``; blocks
+        that are the last one's own objects keep its digests and sums."""
+        blocks, chain, cumulative = self._store if last is not None else ([], [], [])
+        same = keep if last is not None else 0
+        end = min(len(blocks), keep + len(new))
+        while same < end and blocks[same] is new[same - keep]:
+            same += 1
+        if same < len(blocks):  # fingerprints handed out keep the old lists: start new ones
+            blocks, chain, cumulative = blocks[:same], chain[:same], cumulative[:same]
+        self._store = (blocks, chain, cumulative)
+        digest = chain[-1] if chain else ""
+        total = cumulative[-1] if cumulative else 0
+        for block in new[same - keep :]:
+            digest = hashlib.sha256(f"{digest}|{block.digest}".encode()).hexdigest()
+            total += block.tokens
+            blocks.append(block)
             chain.append(digest)
             cumulative.append(total)
-        self._last = Fingerprint(tuple(blocks), tuple(chain), tuple(cumulative))
-        return self._last
+        n = len(blocks)
+        return Fingerprint(Prefix(blocks, n), Prefix(chain, n), Prefix(cumulative, n))
 
     def _block(self, label: str, kind: str, raw: Any, fmt: Format, index: int) -> Block:
         text = canonical(_as_blocks(raw, kind) if fmt == "anthropic" else raw)
@@ -271,30 +369,28 @@ def _parts(message: Any) -> int:
     return len(content) if isinstance(content, list) else 1
 
 
-def _raw_blocks(
+def _split(
     body: Mapping[str, Any], fmt: Format
-) -> list[tuple[Callable[[], str], str, Any, int]]:
-    """(label maker, kind, raw, message index) in cache order: tools, system, messages.
+) -> tuple[list[tuple[Callable[[], str], str, Any, int]], str, Sequence[Any]]:
+    """The leading blocks (tools, system) as (label maker, kind, raw, -1), the key of the
+    message list, and the messages: the blocks in cache order.
 
     Labels are made only for blocks not seen before, which keeps fingerprinting a long,
-    mostly unchanged request cheap. Tools and system have message index -1.
+    mostly unchanged request cheap.
     """
-    out: list[tuple[Callable[[], str], str, Any, int]] = []
+    head: list[tuple[Callable[[], str], str, Any, int]] = []
     tools = body.get("tools")
     if tools:
-        out.append((lambda: "tools", "tools", tools, -1))
+        head.append((lambda: "tools", "tools", tools, -1))
     if fmt == "anthropic" and body.get("system"):
-        out.append((lambda: "system", "system", body["system"], -1))
+        head.append((lambda: "system", "system", body["system"], -1))
     if fmt == "openai_responses" and body.get("instructions"):
-        out.append((lambda: "instructions", "system", body["instructions"], -1))
+        head.append((lambda: "instructions", "system", body["instructions"], -1))
     key = "input" if fmt == "openai_responses" else "messages"
     entries: Sequence[Any] = body.get(key) or ()
     if isinstance(entries, str):
         entries = [{"role": "user", "content": entries}]
-    out.extend(
-        (partial(_label, key, i, entry), "message", entry, i) for i, entry in enumerate(entries)
-    )
-    return out
+    return head, key, entries
 
 
 def _label(key: str, index: int, entry: Any) -> str:

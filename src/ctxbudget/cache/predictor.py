@@ -7,10 +7,15 @@ breakpoint and writes every breakpoint after it; automatic caching (OpenAI) read
 longest live prefix seen before, in ``step_tokens`` steps from ``min_tokens``. Predictions
 are made per block, so they are estimates of what the provider bills; the wrapper
 reconciles them with the billed usage after each call.
+
+Committing a request costs its breakpoints (explicit) or a prefix comparison with each
+earlier request still alive (automatic), not its length: the clock is assumed never to go
+backwards, so the latest request holding a prefix is the one that keeps it alive.
 """
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -51,13 +56,31 @@ class CacheState:
     def __init__(self, rules: CacheRules) -> None:
         self.rules = rules
         self._expires: dict[str, float] = {}
-        """Chained prefix digest → time (seconds) when the entry expires."""
+        """Explicit mode: chained prefix digest → time (seconds) when the entry expires."""
+        self._sent: list[tuple[Fingerprint, float]] = []
+        """Automatic mode: requests sent and when their prefixes expire; each prefix of at
+        least ``min_tokens`` of each is an entry. None is a prefix of a later one."""
+        self._committed = float("-inf")
+        """When the last request was committed: entries expired then are gone."""
+        self._pruned = 0
+        """Entries left after the last pruning of expired ones (explicit mode)."""
 
     def __len__(self) -> int:
-        return len(self._expires)
+        """Cached prefixes alive when the last request was committed."""
+        alive = self._committed
+        if self.rules.mode != "automatic":
+            return sum(t > alive for t in self._expires.values())
+        count = 0
+        sent = [fp for fp, t in self._sent if t > alive]
+        for n, fp in enumerate(sent):
+            shared = max((fp.common_prefix(o) for o in sent[:n]), default=0)
+            count += len(fp.chain) - max(_first_cached(fp, self.rules.min_tokens), shared)
+        return count
 
     def is_warm(self, now: float) -> bool:
         """Whether any entry is still alive."""
+        if self.rules.mode == "automatic":
+            return any(t > now for _, t in self._sent)
         return any(t > now for t in self._expires.values())
 
     def predict(
@@ -86,15 +109,32 @@ class CacheState:
         rules = self.rules
         if rules.mode == "none" or not fp.blocks:
             return
-        self._expires = {k: t for k, t in self._expires.items() if t > now}
+        self._committed = now
         seconds = rules.ttl_seconds.get(ttl, next(iter(rules.ttl_seconds.values())))
-        if rules.mode == "explicit":
-            hit = self._explicit_hit(fp, now, breakpoints)
-            marks = [b for b in breakpoints if fp.cumulative[b] >= rules.min_tokens]
-            if hit is not None:
-                marks.append(hit)
-        else:
-            marks = [i for i, t in enumerate(fp.cumulative) if t >= rules.min_tokens]
+        if rules.mode == "automatic":
+            first = _first_cached(fp, rules.min_tokens)
+            cached = first < len(fp.chain)
+            # the new request's prefixes expire last: it replaces the requests it extends
+            self._sent = [
+                (old, t)
+                for old, t in self._sent
+                if t > now
+                and not (
+                    cached
+                    and fp.common_prefix(old) == len(old.chain)
+                    and first <= _first_cached(old, rules.min_tokens)
+                )
+            ]
+            if cached:
+                self._sent.append((fp, now + seconds))
+            return
+        if len(self._expires) > 2 * self._pruned + 64:  # amortized: O(1) per commit
+            self._expires = {k: t for k, t in self._expires.items() if t > now}
+            self._pruned = len(self._expires)
+        hit = self._explicit_hit(fp, now, breakpoints)
+        marks = [b for b in breakpoints if fp.cumulative[b] >= rules.min_tokens]
+        if hit is not None:
+            marks.append(hit)
         for index in marks:
             self._expires[fp.chain[index]] = now + seconds
 
@@ -104,10 +144,10 @@ class CacheState:
             return 0, 0
         if rules.mode == "automatic":
             best = 0
-            for index in range(len(fp.blocks) - 1, -1, -1):
-                if self._expires.get(fp.chain[index], 0.0) > now:
-                    best = fp.cumulative[index]
-                    break
+            for old, expires in self._sent:
+                shared = fp.common_prefix(old) if expires > now else 0
+                if shared and old.cumulative[shared - 1] >= rules.min_tokens:
+                    best = max(best, fp.cumulative[shared - 1])
             if best < rules.min_tokens:
                 return 0, 0
             return best - (best - rules.min_tokens) % rules.step_tokens, 0
@@ -135,3 +175,8 @@ class CacheState:
                 seen += fp.blocks[index].parts
                 index -= 1
         return best
+
+
+def _first_cached(fp: Fingerprint, min_tokens: int) -> int:
+    """Index of the first block whose prefix is at least ``min_tokens`` long."""
+    return bisect.bisect_left(fp.cumulative, min_tokens)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ctxbudget.cache.breakpoints import (
+    _unmarked_message,
     choose_breakpoints,
     place_anthropic_breakpoints,
     strip_cache_control,
@@ -72,6 +73,9 @@ class SessionCache:
         self._fingerprinter = Fingerprinter(counter)
         self._last: Fingerprint | None = None
         self._last_format: Format | None = None
+        self._seen: list[Any] = []
+        self._stripped: list[Any] = []
+        """The messages of the last Anthropic body handed in, and the same without markers."""
 
     def on_request(
         self,
@@ -83,6 +87,7 @@ class SessionCache:
         boundary: int | None = None,
         next_edit: int | None = None,
         planned_from: int | None = None,
+        stable: int = 0,
     ) -> tuple[dict[str, Any], RequestCache]:
         """The body to send (breakpoints placed) and what the cache layer expects of it.
 
@@ -90,11 +95,14 @@ class SessionCache:
         ``next_edit``: block index of the first block the next request will change, if
         known; the rolling breakpoint goes before it. ``planned_from``: a prefix change at
         or after this block index was planned too (scheduled edits of the newest blocks),
-        while one before it is still a bust.
+        while one before it is still a bust. ``stable``: how many leading messages are the
+        very objects of the last body of ``fmt`` handed in (0: look at them all); only the
+        others are stripped and fingerprinted. The body returned shares the unmarked
+        message dicts with the one handed in: both are read-only.
         """
         if fmt == "anthropic" and self.enabled:
-            body = strip_cache_control(body)
-        fp = self._fingerprinter.fingerprint(body, fmt)
+            body = self._strip(body, stable)
+        fp = self._fingerprinter.fingerprint(body, fmt, stable)
         previous = self._last if self._last_format == fmt else None
         change = find_bust(previous, fp) if previous is not None else None
         if change is not None and planned_from is not None and change.index >= planned_from:
@@ -110,7 +118,7 @@ class SessionCache:
                 previous_end=shared - 1 if shared > 0 else None,
                 rolling_end=next_edit - 1 if next_edit is not None else None,
             )
-            body = place_anthropic_breakpoints(body, fp, marks, self.ttl)
+            body = place_anthropic_breakpoints(body, fp, marks, self.ttl, stripped=True)
         elif fmt == "anthropic":
             marks = _caller_marks(body, fp)
         prediction = self.state.predict(fp, now=now, breakpoints=marks, ttl=self.ttl)
@@ -127,6 +135,24 @@ class SessionCache:
             warnings.warn(CacheBustWarning(info.bust.describe()), stacklevel=3)
         self._last, self._last_format = fp, fmt
         return body, info
+
+    def _strip(self, body: dict[str, Any], stable: int) -> dict[str, Any]:
+        """:func:`strip_cache_control` of ``body``, looking only at the messages after the
+        ``stable`` ones (their stripped versions are those of the last body)."""
+        messages = body.get("messages")
+        if not isinstance(messages, list):
+            return strip_cache_control(body)
+        seen, stripped = self._seen, self._stripped
+        keep = min(stable, len(seen), len(messages))
+        if keep and messages[keep - 1] is not seen[keep - 1]:
+            keep = 0  # not the body it was told: strip it all
+        del seen[keep:], stripped[keep:]
+        tail = messages[keep:]
+        seen.extend(tail)
+        stripped.extend(_unmarked_message(m) for m in tail)
+        out = strip_cache_control({**body, "messages": None})
+        out["messages"] = list(stripped)  # the key stays where the body had it
+        return out
 
 
 def _stable_end(fp: Fingerprint) -> int | None:

@@ -18,12 +18,12 @@ from ctxbudget.compaction.cost_planner import CostGate, RentMeter, expected_turn
 from ctxbudget.compaction.planner import CascadeOutcome, Trigger, run_cascade, trigger
 from ctxbudget.compaction.squeeze import squeeze_edit
 from ctxbudget.compaction.strategies._mechanical import is_text_observation
-from ctxbudget.compaction.strategies.base import CompactionInput, Proposal, derived_kind
-from ctxbudget.compaction.strategies.clear_tool_results import ClearToolResultsConfig
+from ctxbudget.compaction.strategies.base import CompactionInput, Proposal
 from ctxbudget.compaction.strategies.digest import worth_digesting
 from ctxbudget.compaction.strategies.shorten import would_shorten
 from ctxbudget.compaction.strategies.summarize import is_summary, summary_request
 from ctxbudget.engine.cascade import Cascade
+from ctxbudget.engine.clearable import ClearableTokens
 from ctxbudget.errors import ContextOverflow, UsageError
 from ctxbudget.session.items import Component, ComponentKind, Item, item_text
 from ctxbudget.session.log import CompactionRecord, SessionLog
@@ -37,10 +37,6 @@ _MECHANICAL = ("dedup", "clear_tool_results")
 """Strategies the cost planner may run before the high watermark: free of model calls."""
 MIN_CLEAR_TOKENS = 2048
 """Least a clearing below the watermark must free: smaller savings are not worth the detail."""
-_KEEP_RESULTS = ClearToolResultsConfig().keep_last
-"""Newest tool results not counted as clearable: what clear_tool_results keeps by default."""
-_ALREADY_SMALL = ("clear", "dedup", "digest")
-"""Derivations that left a placeholder or pointer: nothing more to clear there."""
 _MAX_SQUEEZES = 16
 """How many last-resort cuts one cascade may make before giving up with ContextOverflow."""
 
@@ -90,6 +86,7 @@ class Compactor:
         """The agent's latest message (id): shortened once it has a successor."""
         self.exempt: set[str] = set()
         """Call ids of recall answers: the door leaves their results whole."""
+        self._clearable = ClearableTokens()
 
     # -- the CompactionSession the planner drives ------------------------------------------
 
@@ -116,7 +113,7 @@ class Compactor:
             return f"inserted ids already in the session: {taken}"
         before = self.accountant.input_tokens
         removed = {i for e in proposal.edits for i in e.remove}
-        first = next((n for n, i in enumerate(self.view.items) if i.id in removed), None)
+        first = min((p for p in map(self.view.position, removed) if p is not None), default=None)
         try:
             self.view.apply(proposal.edits)
         except UsageError as exc:
@@ -138,7 +135,7 @@ class Compactor:
         )
         self.log.compact(record)
         if first is not None:
-            tail = self.view.items[first:]
+            tail = self.view.tail(first)
             self.observer.rewrote(record, sum(self.accountant.count(i.id).tokens for i in tail))
         return record
 
@@ -211,12 +208,12 @@ class Compactor:
         short, config = self.cascade.shorten_config, self.cascade.digest_config
         if short is not None and self.reply is not None:
             at = self.view.position(self.reply)
-            if at is not None and would_shorten(short, self.view.tail(at)[0]):
+            if at is not None and would_shorten(short, self.view[at]):
                 return self.reply
         if config is None:
             return None
         for item_id in self.fresh:
-            if item_id in self.view and worth_digesting(
+            if self.view.position(item_id) is not None and worth_digesting(
                 config, self.accountant.count(item_id).tokens
             ):
                 return item_id
@@ -280,9 +277,14 @@ class Compactor:
         return outcome
 
     def compact_if_pays(self, now: float) -> CascadeOutcome:
-        """Below the watermark: clear old tool results once carrying them cost a rewrite."""
+        """Below the watermark: clear old tool results once carrying them cost a rewrite.
+
+        Not with digests: what they leave is small and final, and clearing it would rewrite
+        the cached suffix for crumbs (and lose the references the digests kept)."""
         outcome = CascadeOutcome()
         if self.gate.prices is None or self.cache.rules.mode == "none":
+            return outcome
+        if self.cascade.digest is not None:
             return outcome
         clearable = self.clearable()
         self.rent.pay(clearable)
@@ -364,16 +366,9 @@ class Compactor:
         return self.accountant.counter.count_item(item).tokens
 
     def clearable(self) -> int:
-        """Tokens of tool results a clearing could free (all but the newest few)."""
-        seen, tokens = 0, 0
-        for item in reversed(self.view.items):
-            observation = item.tool_results or is_text_observation(item)
-            if not observation or derived_kind(item.id) in _ALREADY_SMALL:
-                continue
-            seen += 1
-            if seen > _KEEP_RESULTS:
-                tokens += self.count(item)
-        return tokens
+        """Tokens of tool results a clearing could free (all but the newest few); a running
+        sum, so asking costs only what changed since the last time."""
+        return self._clearable(self.view, self.count, self.accountant.counter.factor)
 
     def fixed_tokens(self) -> int:
         """Tokens that survive any compaction: fixed components, tools, request overhead."""

@@ -1,8 +1,10 @@
 """Request preparation: the view rendered per wire format, counted, cache-marked, predicted.
 
-The renderers are pure; this keeps what one session's requests share: the prompt cache
-key, the output reserve, and where the latest compaction ended (the Anthropic rolling
-breakpoint goes no earlier, so content about to change is never written to the cache).
+The renderers write deterministic bytes and keep what they wrote, so each request costs
+the items that changed since the last one; this keeps what one session's requests share:
+the prompt cache key, the output reserve, and where the latest compaction ended (the
+Anthropic rolling breakpoint goes no earlier, so content about to change is never written
+to the cache).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from ctxbudget.errors import UsageError
 from ctxbudget.render import AnthropicRenderer, OpenAIChatRenderer, OpenAIResponsesRenderer
 from ctxbudget.session.items import Item, ToolSpec
 from ctxbudget.session.log import CompactionRecord
+from ctxbudget.session.view import View
 
 __all__ = [
     "FORMATS",
@@ -50,19 +53,42 @@ def wire_format(provider: str) -> Format:
 
 
 class RequestWriter:
-    """Renders one session's view to request bodies and tracks its compaction boundary."""
+    """Renders one session's view to request bodies and tracks its compaction boundary.
 
-    def __init__(self, *, model: str, output_reserve: int, prompt_cache_key: str | None) -> None:
+    Each format's renderer is told how many leading items of the view are the very items
+    it rendered last time (the view's :meth:`~ctxbudget.session.view.View.kept`), so it
+    writes only the rest; ``stable`` and :meth:`handed` say how many leading messages a
+    body shares with earlier ones, so counting and fingerprinting skip them too. Bodies
+    share message dicts with earlier bodies: they are read-only.
+    """
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        output_reserve: int,
+        prompt_cache_key: str | None,
+        incremental: bool = True,
+    ) -> None:
         self.model = model
         self.output_reserve = output_reserve
         self.prompt_cache_key = prompt_cache_key
+        self.incremental = incremental
+        """False: every body is written from scratch by fresh renderers and shares nothing
+        with earlier ones (the reference the incremental path is tested against)."""
         self._openai = OpenAIChatRenderer()
         self._responses = OpenAIResponsesRenderer()
         self._anthropic = AnthropicRenderer()
         self._boundary: str | None = None
         """Id of the item ending the latest compaction (summary or placeholder)."""
-        self._positions: list[int] = []
-        """Message index of each item of the last Anthropic body."""
+        self._rendered: dict[Format, tuple[View, int]] = {}
+        """Per format: the view its last body was rendered from, and the view's epoch then."""
+        self._unsent: dict[Format, int | None] = {}
+        """Per format: leading messages its latest body shares with the last one handed on
+        (None: the latest body is the one handed on)."""
+        self.stable = 0
+        """Leading messages of the last body that are the very objects of the body rendered
+        before it in the same format (0 for Responses bodies)."""
 
     def render(
         self,
@@ -71,24 +97,51 @@ class RequestWriter:
         tools: Sequence[ToolSpec],
         options: Mapping[str, Any],
     ) -> dict[str, Any]:
-        """The body for ``items`` and ``tools`` in ``provider``'s wire format."""
+        """The body for ``items`` (best: the :class:`View` itself, so only what changed is
+        written again) and ``tools`` in ``provider``'s wire format."""
+        fmt = wire_format(provider)
+        reuse = self._reuse(fmt, items)
         if provider != "anthropic" and self.prompt_cache_key is not None:
             options = {"prompt_cache_key": self.prompt_cache_key, **options}
         if provider == "openai_responses":
-            return self._responses.render(items, tools, model=self.model, options=options)
-        if provider == "anthropic":
+            self.stable = 0
+            body = self._responses.render(items, tools, model=self.model, options=options)
+        elif provider == "anthropic":
             rest = dict(options)
             max_tokens = int(rest.pop("max_tokens", self.output_reserve))
-            self._positions = []
-            return self._anthropic.render(
-                items,
-                tools,
-                model=self.model,
-                max_tokens=max_tokens,
-                options=rest,
-                positions=self._positions,
+            body = self._anthropic.render(
+                items, tools, model=self.model, max_tokens=max_tokens, options=rest, reuse=reuse
             )
-        return self._openai.render(items, tools, model=self.model, options=options)
+            self.stable = self._anthropic.stable
+        else:
+            body = self._openai.render(items, tools, model=self.model, options=options, reuse=reuse)
+            self.stable = self._openai.stable
+        before = self._unsent.get(fmt, 0)
+        self._unsent[fmt] = self.stable if before is None else min(before, self.stable)
+        return body
+
+    def handed(self, fmt: Format) -> int:
+        """Leading messages the latest body of ``fmt`` shares with the last one this was
+        called for (what the cache layer saw); it is now the one handed on."""
+        stable = self._unsent.get(fmt)
+        self._unsent[fmt] = None
+        return stable or 0
+
+    def _reuse(self, fmt: Format, items: Sequence[Item]) -> int:
+        """How many leading ``items`` are the very items ``fmt``'s last body was rendered
+        from (0 unless ``items`` is the view it came from)."""
+        if not self.incremental:
+            self._openai = OpenAIChatRenderer()
+            self._responses = OpenAIResponsesRenderer()
+            self._anthropic = AnthropicRenderer()
+            return 0
+        last = self._rendered.pop(fmt, None)
+        if not isinstance(items, View):
+            return 0
+        self._rendered[fmt] = (items, items.epoch)
+        if last is None or last[0] is not items:
+            return 0
+        return items.kept(last[1])
 
     def note_boundary(self, records: Sequence[CompactionRecord]) -> None:
         """Remember the last item the latest of ``records`` inserted."""
@@ -98,51 +151,43 @@ class RequestWriter:
                 self._boundary = inserted[-1]
                 return
 
-    def boundary_block(
-        self, fmt: Format, items: Sequence[Item], body: Mapping[str, Any]
-    ) -> int | None:
+    def boundary_block(self, fmt: Format, view: View, body: Mapping[str, Any]) -> int | None:
         """Block index (tools, system, messages) of the latest compaction boundary in
-        ``body``, the Anthropic body just rendered from ``items``."""
+        ``body``, the Anthropic body just rendered from ``view``."""
         if fmt != "anthropic" or self._boundary is None:
             return None
-        block = self.block_of(items, body, self._boundary)
+        block = self.block_of(view, body, self._boundary)
         if block is None:
             self._boundary = None
         return block
 
     def first_block(
-        self, fmt: Format, items: Sequence[Item], body: Mapping[str, Any], ids: set[str]
+        self, fmt: Format, view: View, body: Mapping[str, Any], ids: set[str]
     ) -> int | None:
-        """Block index of the first item of ``ids`` in the body just rendered from ``items``
+        """Block index of the first item of ``ids`` in the body just rendered from ``view``
         (None: none of them is there)."""
-        if not ids:
+        found = [p for p in map(view.position, ids) if p is not None]
+        if not found:
             return None
-        index = next((n for n in range(len(items)) if items[n].id in ids), None)
-        if index is None:
-            return None
+        index = min(found)
         if fmt == "anthropic":
-            return self.block_of(items, body, items[index].id)
-        # OpenAI formats map each item to messages on its own: count the tail's
-        tail = items[index:]
-        if fmt == "openai_responses":
-            key, after = "input", self._responses.render(tail, (), model=self.model)["input"]
-            head = int(bool(body.get("instructions")))
-        else:
-            key, after = "messages", self._openai.render(tail, (), model=self.model)["messages"]
-            head = 0
-        entries = body.get(key)
+            return self.block_of(view, body, view[index].id)
+        tools = int(bool(body.get("tools")))
+        if fmt == "openai_chat":
+            return self._openai.start_of(index) + tools
+        # Responses map each item to entries on its own: count the tail's
+        after = self._responses.render(view.tail(index), (), model=self.model)["input"]
+        entries = body.get("input")
         if not isinstance(entries, list):
             return None
-        return len(entries) - len(after) + head + int(bool(body.get("tools")))
+        return len(entries) - len(after) + int(bool(body.get("instructions"))) + tools
 
-    def block_of(self, items: Sequence[Item], body: Mapping[str, Any], item_id: str) -> int | None:
+    def block_of(self, view: View, body: Mapping[str, Any], item_id: str) -> int | None:
         """Block index of the message holding ``item_id`` in the Anthropic ``body`` just
-        rendered from ``items`` (None: not there)."""
-        index = next((n for n in range(len(items) - 1, -1, -1) if items[n].id == item_id), None)
-        if index is None or index >= len(self._positions):
-            return None
-        position = self._positions[index]
-        if position < 0:
+        rendered from ``view`` (None: not there)."""
+        index = view.position(item_id)
+        position = self._anthropic.position(index) if index is not None else None
+        if position is None or position < 0:
             return None
         return position + bool(body.get("tools")) + bool(body.get("system"))
 

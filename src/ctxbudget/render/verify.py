@@ -1,20 +1,50 @@
 """Count a rendered request body independently of the ledger: the fit check of ``prepare``.
 
-The body is read back from its wire form and counted with the model's counter. For
-OpenAI chat bodies each message dict is counted once (cached by identity, the renderer
-reuses dicts of unchanged items), so verifying a long session stays cheap.
+The body is read back from its wire form and counted with the model's counter. OpenAI chat
+and Anthropic bodies are counted one message at a time, each message dict once (cached by
+identity: the renderers reuse the dicts of unchanged items). When the caller says how many
+leading messages are the previous body's own objects (``stable``), a running sum covers
+them and only the others are read, so verifying a long session costs its new messages.
+Responses bodies are read whole (their input entries group into items across entries).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from ctxbudget.convert.anthropic import from_anthropic, from_anthropic_tools
 from ctxbudget.convert.openai_chat import from_openai_chat, from_openai_chat_tools
 from ctxbudget.convert.request import Format, read_request
+from ctxbudget.session.items import Item, ToolSpec
 from ctxbudget.tokens.count import TokenCount
 from ctxbudget.tokens.counter import TokenCounter
 
 __all__ = ["RenderedCounter"]
+
+_READERS: dict[str, tuple[Callable[[Any], list[Item]], Callable[[Any], list[ToolSpec]]]] = {
+    "openai_chat": (from_openai_chat, from_openai_chat_tools),
+    "anthropic": (from_anthropic, from_anthropic_tools),
+}
+"""Formats counted message by message: the message reader and the tools reader."""
+
+
+class _Sums:
+    """What one format's last counted body added up to, message by message."""
+
+    def __init__(self, factor: float) -> None:
+        self.factor = factor
+        """The counter's factor the sums were made with."""
+        self.messages: list[Any] = []
+        """The messages of the last body counted, in order."""
+        self.tokens: list[int] = []
+        """``tokens[i]``: tokens of messages ``0..i``."""
+        self.estimates: list[int] = []
+        """``estimates[i]``: how many of messages ``0..i`` were counted as estimates."""
+        self.memo: dict[int, tuple[Any, TokenCount]] = {}
+        """Each message's count by identity."""
+        self.tools: tuple[Any, TokenCount] | None = None
+        self.system: tuple[Any, TokenCount] | None = None
 
 
 class RenderedCounter:
@@ -22,31 +52,53 @@ class RenderedCounter:
 
     def __init__(self, counter: TokenCounter) -> None:
         self.counter = counter
-        self._by_message: dict[int, tuple[dict[str, Any], TokenCount]] = {}
-        self._tools: tuple[list[Any], TokenCount] | None = None
+        self._sums: dict[Format, _Sums] = {}
 
-    def count(self, body: dict[str, Any], fmt: Format) -> TokenCount:
-        """Input tokens of ``body`` as the provider will bill them."""
-        if fmt != "openai_chat":
+    def count(self, body: dict[str, Any], fmt: Format, stable: int = 0) -> TokenCount:
+        """Input tokens of ``body`` as the provider will bill them.
+
+        ``stable``: how many leading messages are the very objects of the last body of
+        ``fmt`` counted here (0: read them all; each one's count still comes from a cache).
+        """
+        readers = _READERS.get(fmt)
+        if readers is None:
             request = read_request(body, format=fmt)
             return self.counter.count_request(request.items, request.tools)
-        overhead = self.counter.request_overhead()
-        tokens, exact = overhead.tokens, overhead.exact
-        seen: dict[int, tuple[dict[str, Any], TokenCount]] = {}
-        for message in body["messages"]:
-            key = id(message)
-            entry = self._by_message.get(key)
+        read_messages, read_tools = readers
+        sums = self._sums.get(fmt)
+        if sums is None or sums.factor != self.counter.factor:  # recalibrated: all changed
+            sums = self._sums[fmt] = _Sums(self.counter.factor)
+        messages = body["messages"]
+        seen, tokens, estimates = sums.messages, sums.tokens, sums.estimates
+        keep = min(stable, len(seen), len(messages))
+        if keep and messages[keep - 1] is not seen[keep - 1]:
+            keep = 0  # not the body it was told: count it all
+        del seen[keep:], tokens[keep:], estimates[keep:]
+        total = tokens[-1] if tokens else 0
+        inexact = estimates[-1] if estimates else 0
+        memo = sums.memo
+        for message in messages[keep:]:
+            entry = memo.get(id(message))
             if entry is None or entry[0] is not message:
-                (item,) = from_openai_chat([message])
-                entry = (message, self.counter.count_item(item))
-            seen[key] = entry
-            tokens += entry[1].tokens
-            exact = exact and entry[1].exact
-        self._by_message = seen
-        total = TokenCount(tokens, exact)
+                entry = (message, self.counter.count_items(read_messages([message])))
+                memo[id(message)] = entry
+            total += entry[1].tokens
+            inexact += not entry[1].exact
+            seen.append(message)
+            tokens.append(total)
+            estimates.append(inexact)
+        if len(memo) > 2 * len(messages) + 64:
+            sums.memo = {id(m): memo[id(m)] for m in messages if id(m) in memo}
+        overhead = self.counter.request_overhead()
+        result = TokenCount(total + overhead.tokens, overhead.exact and not inexact)
+        system = body.get("system") if fmt == "anthropic" else None
+        if system is not None and not (isinstance(system, list | tuple) and not system):
+            if sums.system is None or sums.system[0] is not system:
+                sums.system = (system, self.counter.count_items(from_anthropic([], system=system)))
+            result += sums.system[1]
         tools = body.get("tools")
         if tools:
-            if self._tools is None or self._tools[0] is not tools:
-                self._tools = (tools, self.counter.count_tools(from_openai_chat_tools(tools)))
-            total += self._tools[1]
-        return total
+            if sums.tools is None or sums.tools[0] is not tools:
+                sums.tools = (tools, self.counter.count_tools(read_tools(tools)))
+            result += sums.tools[1]
+        return result
