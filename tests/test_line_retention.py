@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from _sessions import trace_sessions
 from _traces import requires_traces
-from ctxbudget.session.items import Component, Item, Role, TextPart, item_text
+from ctxbudget.session.items import Item, item_text
 from ctxbudget.simulate import retention
 from ctxbudget.simulate.baselines import full_history, mask_observations
 from ctxbudget.simulate.retention import (
@@ -30,15 +30,7 @@ from ctxbudget.simulate.retention import (
     references,
     retention_by_call,
 )
-
-
-def text(iid: str, body: str, role: Role = "user") -> Item:
-    component = Component.SYSTEM if role == "system" else Component.HISTORY
-    return Item(id=iid, role=role, component=component, parts=(TextPart(text=body),))
-
-
-def said(iid: str, body: str) -> Item:
-    return text(iid, body, role="assistant")
+from test_retention import said, text
 
 
 def scored(tracker: RetentionTracker, output: str, view: Sequence[Item]) -> Retention:

@@ -31,6 +31,7 @@ __all__ = [
     "Fingerprinter",
     "Prefix",
     "find_bust",
+    "head_blocks",
 ]
 
 _PREVIEW = 60
@@ -367,6 +368,12 @@ def _as_blocks(raw: Any, kind: str) -> Any:
 def _parts(message: Any) -> int:
     content = message.get("content") if isinstance(message, Mapping) else None
     return len(content) if isinstance(content, list) else 1
+
+
+def head_blocks(body: Mapping[str, Any], fmt: Format) -> int:
+    """How many blocks come before the first message of ``body`` (tools, system or
+    instructions): the block index of message ``n`` is ``n`` plus this."""
+    return len(_split(body, fmt)[0])
 
 
 def _split(

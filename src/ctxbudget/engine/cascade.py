@@ -22,11 +22,14 @@ from ctxbudget.compaction.strategies.summarize import SummarizeConfig
 from ctxbudget.compaction.summarizers import PreSummarizer, Summarizer
 from ctxbudget.tokens.backends import Tokenizer
 
-__all__ = ["Cascade", "build_cascade"]
+__all__ = ["DOOR", "SCHEDULED", "Cascade", "build_cascade"]
 
-_DOOR = ("clean", "truncate")
-"""Strategies run on each new tool output as it is appended."""
-_NOT_STEPS = ("reset", "clean", "digest", "shorten")
+DOOR = ("clean", "truncate")
+"""Strategies run on each new tool output as it is appended: on items never sent yet, so
+their edits change no prefix."""
+SCHEDULED = ("digest", "shorten")
+"""Strategies run on the schedule of answers: they change only the newest blocks."""
+_NOT_STEPS = ("reset", "clean", *SCHEDULED)
 """Strategies with a role of their own, never run as a cascade step."""
 
 
@@ -76,7 +79,7 @@ def build_cascade(
     cascade = Cascade(
         steps=[(n, r) for n, r in built if n not in _NOT_STEPS],
         reset=next(((n, r) for n, r in built if n == "reset"), None),
-        door=[(n, r) for n, r in built if n in _DOOR],
+        door=[(n, r) for n, r in built if n in DOOR],
         digest=next((r for n, r in built if n == "digest"), None),
         shorten=next((r for n, r in built if n == "shorten"), None),
     )

@@ -11,17 +11,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ctxbudget.compaction.strategies._mechanical import is_text_observation
-from ctxbudget.compaction.strategies.base import derived_kind
+from ctxbudget.compaction.strategies.base import SMALL_DERIVATIONS, derived_kind
 from ctxbudget.compaction.strategies.clear_tool_results import ClearToolResultsConfig
 from ctxbudget.session.items import Item
 from ctxbudget.session.view import View
 
-__all__ = ["ALREADY_SMALL", "KEEP_RESULTS", "ClearableTokens"]
+__all__ = ["KEEP_RESULTS", "ClearableTokens"]
 
 KEEP_RESULTS = ClearToolResultsConfig().keep_last
 """Newest tool results not counted as clearable: what clear_tool_results keeps by default."""
-ALREADY_SMALL = ("clear", "dedup", "digest")
-"""Derivations that left a placeholder or pointer: nothing more to clear there."""
 
 
 class ClearableTokens:
@@ -53,7 +51,7 @@ class ClearableTokens:
         for index in range(kept, len(view)):
             item = view[index]
             observation = item.tool_results or is_text_observation(item)
-            if observation and derived_kind(item.id) not in ALREADY_SMALL:
+            if observation and derived_kind(item.id) not in SMALL_DERIVATIONS:
                 tokens = count(item)
                 counts.append((index, tokens))
                 self._total += tokens

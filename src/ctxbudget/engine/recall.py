@@ -23,6 +23,7 @@ __all__ = [
     "RECALL_MAX_TOKENS",
     "RECALL_TOOL",
     "RecallCall",
+    "calls_recall",
     "read_recall_call",
     "recall_result",
     "recall_text",
@@ -108,26 +109,39 @@ def read_recall_call(call: Mapping[str, Any] | ToolCallPart) -> RecallCall | Non
         return RecallCall(call.id, _asked_id(call.arguments), "item")
     if not isinstance(call, Mapping):
         raise UsageError(f"a tool call must be a dict or a ToolCallPart, got {type(call).__name__}")
-    kind = call.get("type")
-    if kind == "tool_use":
-        name, fmt, call_id, args = call.get("name"), "anthropic", call.get("id"), call.get("input")
-    elif kind == "function_call":
-        name, fmt = call.get("name"), "openai_responses"
-        call_id, args = call.get("call_id"), call.get("arguments")
-    elif isinstance(call.get("function"), Mapping):
-        function = call["function"]
-        name, fmt, call_id = function.get("name"), "openai_chat", call.get("id")
-        args = function.get("arguments")
-    else:
+    fields = _call_fields(call)
+    if fields is None:
         raise UsageError(
             "not a tool call: expected an OpenAI chat tool call ({'id', 'function': {...}}), "
             "an Anthropic tool_use block or a Responses function_call item"
         )
+    name, fmt, call_id, args = fields
     if name != RECALL_TOOL:
         return None
     if not isinstance(call_id, str) or not call_id:
         raise UsageError("the recall call has no id; pass the provider's tool call as it came")
-    return RecallCall(call_id, _asked_id(args), fmt)  # type: ignore[arg-type]
+    return RecallCall(call_id, _asked_id(args), fmt)
+
+
+def calls_recall(call: Mapping[str, Any]) -> bool:
+    """Whether ``call``, a tool call in any wire format (a dict), calls the recall tool;
+    anything else (a text block, another tool's call) does not."""
+    fields = _call_fields(call)
+    return fields is not None and fields[0] == RECALL_TOOL
+
+
+def _call_fields(call: Mapping[str, Any]) -> tuple[Any, CallFormat, Any, Any] | None:
+    """(name, format, call id, arguments) of a tool call in any wire format; None when
+    ``call`` is not one."""
+    kind = call.get("type")
+    if kind == "tool_use":
+        return call.get("name"), "anthropic", call.get("id"), call.get("input")
+    if kind == "function_call":
+        return call.get("name"), "openai_responses", call.get("call_id"), call.get("arguments")
+    function = call.get("function")
+    if isinstance(function, Mapping):
+        return function.get("name"), "openai_chat", call.get("id"), function.get("arguments")
+    return None
 
 
 def recall_text(item: Item, tokenizer: Tokenizer, max_tokens: int = RECALL_MAX_TOKENS) -> str:

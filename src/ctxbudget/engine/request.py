@@ -13,9 +13,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from ctxbudget.billing.usage import Usage
+from ctxbudget.cache.fingerprint import head_blocks
 from ctxbudget.cache.session import RequestCache
 from ctxbudget.compaction.planner import CascadeOutcome
 from ctxbudget.convert.request import Format
+from ctxbudget.engine.cascade import DOOR, SCHEDULED
 from ctxbudget.errors import UsageError
 from ctxbudget.render import AnthropicRenderer, OpenAIChatRenderer, OpenAIResponsesRenderer
 from ctxbudget.session.items import Item, ToolSpec
@@ -24,7 +26,6 @@ from ctxbudget.session.view import View
 
 __all__ = [
     "FORMATS",
-    "SCHEDULED",
     "Provider",
     "RequestWriter",
     "economic_reason",
@@ -172,15 +173,14 @@ class RequestWriter:
         index = min(found)
         if fmt == "anthropic":
             return self.block_of(view, body, view[index].id)
-        tools = int(bool(body.get("tools")))
         if fmt == "openai_chat":
-            return self._openai.start_of(index) + tools
+            return self._openai.start_of(index) + head_blocks(body, fmt)
         # Responses map each item to entries on its own: count the tail's
         after = self._responses.render(view.tail(index), (), model=self.model)["input"]
         entries = body.get("input")
         if not isinstance(entries, list):
             return None
-        return len(entries) - len(after) + int(bool(body.get("instructions"))) + tools
+        return len(entries) - len(after) + head_blocks(body, fmt)
 
     def block_of(self, view: View, body: Mapping[str, Any], item_id: str) -> int | None:
         """Block index of the message holding ``item_id`` in the Anthropic ``body`` just
@@ -189,13 +189,7 @@ class RequestWriter:
         position = self._anthropic.position(index) if index is not None else None
         if position is None or position < 0:
             return None
-        return position + bool(body.get("tools")) + bool(body.get("system"))
-
-
-SCHEDULED = ("digest", "shorten")
-"""Compactions made on the schedule of answers: they change only the newest blocks."""
-DOOR = ("clean", "truncate")
-"""Compactions made at the door: on items never sent, so no prefix changes."""
+        return position + head_blocks(body, "anthropic")
 
 
 def planned_change(

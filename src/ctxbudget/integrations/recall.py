@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ctxbudget.billing.usage import as_plain
 from ctxbudget.convert.request import Format
-from ctxbudget.engine.recall import RECALL_TOOL
+from ctxbudget.engine.recall import RECALL_TOOL, calls_recall
 from ctxbudget.engine.request import Provider
 
 if TYPE_CHECKING:
@@ -59,12 +59,7 @@ def is_recall_call(call: Any) -> bool:
     Responses ``function_call`` item; dict or SDK object) calls the recall tool. Anything
     else (a text block, another tool's call) is not."""
     plain = as_plain(call)
-    if not isinstance(plain, Mapping):
-        return False
-    function = plain.get("function")
-    if isinstance(function, Mapping):
-        return function.get("name") == RECALL_TOOL
-    return plain.get("type") in ("tool_use", "function_call") and plain.get("name") == RECALL_TOOL
+    return isinstance(plain, Mapping) and calls_recall(plain)
 
 
 def reply_calls(reply: Sequence[Mapping[str, Any]], fmt: Format) -> list[dict[str, Any]]:

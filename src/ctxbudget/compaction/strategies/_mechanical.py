@@ -1,14 +1,16 @@
-"""Helpers shared by the mechanical strategies (dedup, truncate, clear, window, importance).
+"""Helpers shared by the mechanical strategies (dedup, truncate, clean, clear, window,
+importance).
 
 They find tool calls by id, describe a call in a placeholder, rewrite a tool result's
-content in place (same call id, so pairs stay intact) and pick the units that may be
-hidden without orphaning a call or a result.
+content in place (same call id, so pairs stay intact), pick the units that may be hidden
+without orphaning a call or a result, and share a budget between texts cut head + tail
+with the marker that says what went.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from ctxbudget.compaction.strategies.base import CompactionInput, derived_id, editable
@@ -33,8 +35,10 @@ __all__ = [
     "ResultRef",
     "call_label",
     "calls_by_id",
+    "fair_shares",
     "hideable_units",
     "is_text_observation",
+    "omission_marker",
     "replace_item",
     "result_refs",
     "result_tokens",
@@ -173,3 +177,30 @@ def hideable_units(view: CompactionInput, *, keep_latest: int = 0) -> list[Unit]
         if answered <= calls and all(holders.get(c, set()) <= ids for c in calls):
             out.append(unit)
     return out
+
+
+def omission_marker(item_id: str) -> Callable[[int], str]:
+    """The marker a head + tail cut leaves: how many tokens went, and where they are."""
+
+    def marker(omitted: int) -> str:
+        return (
+            f"\n\n[… {omitted:,} tokens omitted to save context. "
+            f'Full text: recall("{item_id}") …]\n\n'
+        )
+
+    return marker
+
+
+def fair_shares(counts: list[int], budget: int) -> list[int]:
+    """Water-filling: small texts keep their size, the large ones split what is left."""
+    shares = list(counts)
+    left = budget
+    order = sorted(range(len(counts)), key=lambda i: (counts[i], i))
+    for position, index in enumerate(order):
+        fair = left // (len(order) - position)
+        if counts[index] > fair:
+            for rest, other in enumerate(order[position:]):
+                shares[other] = fair + (1 if rest < left - fair * (len(order) - position) else 0)
+            return shares
+        left -= counts[index]
+    return shares

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from ctxbudget.compaction.handoff import HandoffBrief
 
 __all__ = [
+    "SMALL_DERIVATIONS",
     "CompactionInput",
     "Proposal",
     "Runner",
@@ -87,6 +88,11 @@ def editable_units(view: CompactionInput) -> list[Unit]:
 def derived_id(original: str, kind: str) -> str:
     """The id of an item a strategy derives from ``original`` (deterministic)."""
     return f"{original}~{kind}"
+
+
+SMALL_DERIVATIONS = frozenset({"clear", "dedup", "digest"})
+"""Derivations that left a placeholder, a pointer or a digest: small and final, nothing
+more for a clearing or a digest to take."""
 
 
 def original_id(item_id: str) -> str:

@@ -26,13 +26,15 @@ from typing import Literal
 from ctxbudget.compaction.strategies._mechanical import (
     TEXT_OBSERVATION,
     Content,
+    fair_shares,
+    omission_marker,
     replace_item,
     result_refs,
     with_contents,
 )
 from ctxbudget.compaction.strategies._shapes import fit_structure, recognise, trim_structure
 from ctxbudget.compaction.strategies.base import CompactionInput, derived_kind, editable
-from ctxbudget.compaction.strategies.truncate import TruncateConfig, _marker, _shares
+from ctxbudget.compaction.strategies.truncate import TruncateConfig
 from ctxbudget.errors import ConfigError
 from ctxbudget.session.items import DocumentPart, ImagePart, Item, Part, TextPart
 from ctxbudget.session.log import Edit
@@ -230,7 +232,7 @@ def cut_middle(
     total = tokenizer.count(text)
     if total <= max_tokens:
         return text
-    marker = _marker(item_id)
+    marker = omission_marker(item_id)
     drawn: list[int] = []
 
     def recording(omitted: int) -> str:
@@ -330,7 +332,7 @@ class _Pass:
         self.done.append(f"cut to head and tail ({self.limit:,} tokens)")
         return [
             cut_middle(self.tok, t, share, self.item_id, head_share=self.share) if n > share else t
-            for t, n, share in zip(texts, counts, _shares(counts, budget), strict=True)
+            for t, n, share in zip(texts, counts, fair_shares(counts, budget), strict=True)
         ]
 
 

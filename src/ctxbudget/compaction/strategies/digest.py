@@ -33,6 +33,7 @@ from ctxbudget.compaction.strategies._mechanical import (
     with_contents,
 )
 from ctxbudget.compaction.strategies.base import (
+    SMALL_DERIVATIONS,
     CompactionInput,
     derived_kind,
     editable,
@@ -45,8 +46,6 @@ from ctxbudget.tokens.backends import Tokenizer
 
 __all__ = ["DigestConfig", "digest_text", "has_names", "propose", "worth_digesting"]
 
-_DONE = frozenset({"digest", "clear", "dedup"})
-"""Derivations already small: a digest, a cleared placeholder, a duplicate pointer."""
 _HEADER_TOKENS = 40
 """Allowance for the digest's header line (tokens)."""
 _MAX_LINE_CHARS = 400
@@ -293,7 +292,7 @@ def propose(config: DigestConfig, view: CompactionInput) -> tuple[Edit, ...]:
     holders: dict[str, Item] = {}
     for ref in result_refs(items, text_observations=True):
         item = ref.item
-        if derived_kind(item.id) in _DONE or not editable(item, view):
+        if derived_kind(item.id) in SMALL_DERIVATIONS or not editable(item, view):
             continue
         reply = _reply_after(items, position[item.id])
         if reply is None:

@@ -10,11 +10,16 @@ The cut is token-exact (``tokens.slicing``); the full text stays recallable.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ctxbudget.compaction.strategies._mechanical import Content, replace_item, with_contents
+from ctxbudget.compaction.strategies._mechanical import (
+    Content,
+    fair_shares,
+    omission_marker,
+    replace_item,
+    with_contents,
+)
 from ctxbudget.compaction.strategies.base import CompactionInput, derived_kind, editable
 from ctxbudget.errors import ConfigError
 from ctxbudget.session.items import DocumentPart, ImagePart, TextPart, ToolResultPart
@@ -59,34 +64,9 @@ class TruncateConfig:
             raise ConfigError(f"tokenizer must be a ctxbudget Tokenizer, got {self.tokenizer!r}")
 
 
-def _marker(item_id: str) -> Callable[[int], str]:
-    def marker(omitted: int) -> str:
-        return (
-            f"\n\n[… {omitted:,} tokens omitted to save context. "
-            f'Full text: recall("{item_id}") …]\n\n'
-        )
-
-    return marker
-
-
-def _shares(counts: list[int], budget: int) -> list[int]:
-    """Water-filling: small texts keep their size, the large ones split what is left."""
-    shares = list(counts)
-    left = budget
-    order = sorted(range(len(counts)), key=lambda i: (counts[i], i))
-    for position, index in enumerate(order):
-        fair = left // (len(order) - position)
-        if counts[index] > fair:
-            for rest, other in enumerate(order[position:]):
-                shares[other] = fair + (1 if rest < left - fair * (len(order) - position) else 0)
-            return shares
-        left -= counts[index]
-    return shares
-
-
 def _cut(config: TruncateConfig, tok: Tokenizer, content: Content, item_id: str) -> Content | None:
     """The truncated content, or None when it already fits."""
-    marker = _marker(item_id)
+    marker = omission_marker(item_id)
     if isinstance(content, str):
         if tok.count(content) <= config.max_tokens:
             return None
@@ -98,7 +78,7 @@ def _cut(config: TruncateConfig, tok: Tokenizer, content: Content, item_id: str)
     if sum(counts) <= config.max_tokens:
         return None
     parts: list[TextPart | ImagePart | DocumentPart] = list(content)
-    for (index, part), share in zip(texts, _shares(counts, config.max_tokens), strict=True):
+    for (index, part), share in zip(texts, fair_shares(counts, config.max_tokens), strict=True):
         if tok.count(part.text) > share:
             cut = truncate_middle(tok, part.text, share, marker, head_share=config.head_share)
             parts[index] = TextPart(text=cut, provider_details=part.provider_details)
