@@ -287,16 +287,18 @@ class Fingerprinter:
             for i in range(max(keep - len(head), 0), len(entries))
         )
         known = self._by_id
+        seen = known if keep else {}  # a whole body: keep only its own blocks
         new: list[Block] = []
         for position, (label, kind, raw, index) in enumerate(todo, keep):
             entry = known.get(id(raw))
             if entry is None or entry[0] is not raw or entry[2] != position:
                 entry = (raw, self._block(label(), kind, raw, fmt, index), position)
-                known[id(raw)] = entry
+            seen[id(raw)] = entry
             new.append(entry[1])
             raws.append(raw)
-        if len(known) > 2 * len(raws) + 64:
-            self._by_id = {id(r): known[id(r)] for r in raws if id(r) in known}
+        if len(seen) > 2 * len(raws) + 64:  # amortized: O(1) per new block
+            seen = {id(r): seen[id(r)] for r in raws if id(r) in seen}
+        self._by_id = seen
         self._head, self._last_format = len(head), fmt
         self._last = self._extend(last, keep, new)
         return self._last
