@@ -36,7 +36,6 @@ from ctxbudget.convert.request import Format, read_tools
 from ctxbudget.engine.cascade import build_cascade
 from ctxbudget.engine.compactor import Compactor
 from ctxbudget.engine.health import ContextHealth
-from ctxbudget.engine.intake import read_messages
 from ctxbudget.engine.recall import (
     RECALL_TOOL,
     read_recall_call,
@@ -98,6 +97,7 @@ class ContextManager:
         session_id: str | None = None,
         alerts: AlertRules | None = None,
         actions: SignalActions | None = None,
+        repair: bool = False,
     ) -> None:
         """``strategies`` overrides the policy's cascade (names or strategy configs).
 
@@ -118,6 +118,10 @@ class ContextManager:
         rules (default :class:`AlertRules`), and ``actions`` says what the manager does on its
         own when a signal crosses a threshold (default: restate the system constraints once
         the generation point is 150K tokens past them).
+
+        ``repair``: input no provider accepts is repaired as stated in
+        :mod:`ctxbudget.engine.door` (lone surrogates become U+FFFD, repeated call ids are
+        renamed, unanswered calls get an error result) instead of refused.
         """
         check_settings(presummarize_at=presummarize_at, cache_ttl=cache_ttl, horizon=horizon)
         spec = model_spec(model, context_window, max_output_tokens)
@@ -160,6 +164,7 @@ class ContextManager:
             strict=strict,
             horizon=horizon,
             presummarize_at=presummarize_at,
+            repair=repair,
         )
         self._health = ContextHealth(self._compactor, observer)
         self._writer = RequestWriter(
@@ -169,8 +174,6 @@ class ContextManager:
         )
         self._verifier = RenderedCounter(self.accountant.counter)
         self._clock = clock or time.monotonic
-        self._next = 0
-        """Items read so far: the next item id's number."""
         self._tools_planned = False
         """The tool list changed on purpose since the last prepare (not a cache bust)."""
 
@@ -219,7 +222,7 @@ class ContextManager:
 
     def set_system(self, text: str) -> Item:
         """Add a system prompt (fixed component); handy for Anthropic-style callers."""
-        (item,) = self._read([{"role": "system", "content": text}])
+        (item,) = self._compactor.intake.read([{"role": "system", "content": text}])
         self._add(item)
         return item
 
@@ -242,15 +245,24 @@ class ContextManager:
         ``format`` says which wire format they are in (``openai_chat``, ``anthropic``,
         ``openai_responses`` input items); by default OpenAI chat or Anthropic, detected.
         Already-converted :class:`Item` objects (an imported log) are appended as they are;
-        their ids must be new to this session.
+        their ids must be new to this session. What no provider accepts (invalid Unicode, a
+        result without its call, a repeated call id, a message while calls are unanswered)
+        is refused with a ConversionError before any message of the batch enters, or
+        repaired as ``repair=True`` states (:mod:`ctxbudget.engine.door`).
         """
-        items = self._read(list(messages), format)
+        items = self._compactor.intake.read(messages, format)
         if pinned:
             items = [i.with_(pinned=True) for i in items]
         for item in items:
             self._add(item)
             self._compactor.at_door(item)
         return items
+
+    def retract(self, count: int = 1, *, reason: str = "retracted by the caller") -> list[Item]:
+        """Take the last ``count`` appended items back out of the context, e.g. when the
+        provider refused the request or the user discarded a reply: the next ``prepare``
+        sends what was there before them. A record in the log: they stay recallable."""
+        return list(self._compactor.retract(count, reason))
 
     def recall(self, item_id: str) -> Item:
         """Any item ever in this session, exactly as appended (compaction is restorable)."""
@@ -466,13 +478,6 @@ class ContextManager:
 
     def _add(self, item: Item) -> None:
         self._health.added(item, self._compactor.add(item))
-
-    def _read(
-        self, messages: Sequence[Mapping[str, Any] | Item], fmt: Format | None = None
-    ) -> list[Item]:
-        items = read_messages(messages, fmt, start=self._next)
-        self._next += len(items)
-        return items
 
     def _render(
         self, provider: Provider, fmt: Format, options: Mapping[str, Any]

@@ -221,9 +221,12 @@ def _read_source(block: Json, path: str) -> _Source:
 
 
 def to_anthropic(
-    items: Sequence[Item], positions: list[int] | None = None
+    items: Sequence[Item], positions: list[int] | None = None, *, alternate: bool = True
 ) -> tuple[System | None, list[Json]]:
-    """``(system, messages)`` for items; exact inverse of :func:`from_anthropic`.
+    """``(system, messages)`` for items; the inverse of :func:`from_anthropic`.
+
+    ``alternate``: two turns of one role in a row are merged (:func:`join_turn`), as the
+    API does and strict gateways require; False keeps them apart (an exact inverse).
 
     ``positions``, when given, receives for each item the index of the last message once
     that item is written (−1 before the first): where an item lands, without a second render.
@@ -233,13 +236,15 @@ def to_anthropic(
     open_results = False  # the last message holds tool results of tool-role items
     for i, item in enumerate(items):
         if item.role not in ("system", "developer"):
-            open_results = _write_message(item, f"items[{i}]", messages, open_results)
+            open_results = _write_message(item, f"items[{i}]", messages, open_results, alternate)
         if positions is not None:
             positions.append(len(messages) - 1)
     return _write_system(system_items), messages
 
 
-def _write_message(item: Item, path: str, messages: list[Json], open_results: bool) -> bool:
+def _write_message(
+    item: Item, path: str, messages: list[Json], open_results: bool, alternate: bool
+) -> bool:
     """Append ``item`` to ``messages`` (tool results join the open user message); whether
     the last message now holds tool results."""
     mine = is_from(item.provider_details, FMT)
@@ -247,16 +252,33 @@ def _write_message(item: Item, path: str, messages: list[Json], open_results: bo
     if item.role == "tool" or (open_results and item.role == "user"):
         if open_results:
             messages[-1]["content"].extend(blocks)
+        elif alternate and messages and messages[-1]["role"] == "user":
+            messages[-1] = join_turn(messages[-1], blocks)
         else:
             messages.append({"role": "user", "content": blocks})
         return item.role == "tool"
     if not blocks and not mine:
+        return False
+    if alternate and messages and messages[-1]["role"] == item.role:
+        messages[-1] = join_turn(messages[-1], blocks)
         return False
     flat, hints = own(item.provider_details, FMT)
     plain = is_plain_text(item.parts, FMT) and hints.get("content") != "list"
     content: Any = blocks[0]["text"] if plain and blocks else blocks
     messages.append(merge({"role": item.role, "content": content}, flat))
     return False
+
+
+def join_turn(last: Json, blocks: Sequence[Json]) -> Json:
+    """``last`` with ``blocks`` added, as a new dict: two turns of one role in a row merged
+    as the Messages API merges them (strict gateways refuse them unmerged), blocks in
+    order, tool results first (the API wants them at the start of a user turn)."""
+    content = last["content"]
+    old = [{"type": "text", "text": content}] if isinstance(content, str) else list(content)
+    joined = [*old, *blocks]
+    results = [b for b in joined if b.get("type") == "tool_result"]
+    rest = [b for b in joined if b.get("type") != "tool_result"]
+    return {**last, "content": [*results, *rest]}
 
 
 def _write_blocks(item: Item, path: str, mine: bool) -> list[Json]:

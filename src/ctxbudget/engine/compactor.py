@@ -24,14 +24,18 @@ from ctxbudget.compaction.strategies.shorten import would_shorten
 from ctxbudget.compaction.strategies.summarize import is_summary, summary_request
 from ctxbudget.engine.cascade import Cascade
 from ctxbudget.engine.clearable import ClearableTokens
+from ctxbudget.engine.intake import Intake
 from ctxbudget.errors import ContextOverflow, UsageError
 from ctxbudget.session.items import Component, ComponentKind, Item, item_text
-from ctxbudget.session.log import CompactionRecord, SessionLog
+from ctxbudget.session.log import Appended, CompactionRecord, Edit, SessionLog
 from ctxbudget.session.view import View
 from ctxbudget.telemetry.observer import SessionObserver
 from ctxbudget.tokens.backends import Tokenizer
 
-__all__ = ["MIN_CLEAR_TOKENS", "Compactor"]
+__all__ = ["MIN_CLEAR_TOKENS", "RETRACT", "Compactor"]
+
+RETRACT = "retract"
+"""The strategy name of a retraction record (items the caller took back)."""
 
 _MECHANICAL = ("dedup", "clear_tool_results")
 """Strategies the cost planner may run before the high watermark: free of model calls."""
@@ -55,8 +59,11 @@ class Compactor:
         strict: bool,
         horizon: int | None,
         presummarize_at: float | None,
+        repair: bool = False,
     ) -> None:
         self.log = SessionLog()
+        self.intake = Intake(repair=repair)
+        """Reads messages into items through the door."""
         self.view = View()
         self.accountant = accountant
         self.cascade = cascade
@@ -87,6 +94,8 @@ class Compactor:
         self.exempt: set[str] = set()
         """Call ids of recall answers: the door leaves their results whole."""
         self._clearable = ClearableTokens()
+        self._successors: dict[str, str] = {}
+        """Item id → the item a one-for-one edit put in its place (what a retraction follows)."""
 
     # -- the CompactionSession the planner drives ------------------------------------------
 
@@ -134,12 +143,57 @@ class Compactor:
             reason=reason,
         )
         self.log.compact(record)
+        for edit in proposal.edits:
+            if len(edit.remove) == 1 and len(edit.insert) == 1:
+                self._successors[edit.remove[0]] = edit.insert[0].id
+        if strategy == RETRACT:
+            self._forget(removed)
         if first is not None:
             tail = self.view.tail(first)
             self.observer.rewrote(record, sum(self.accountant.count(i.id).tokens for i in tail))
         return record
 
     # -- what enters ------------------------------------------------------------------------
+
+    def retract(self, count: int, reason: str) -> tuple[Item, ...]:
+        """Take the last ``count`` appended items back out of the view (a ``retract`` record:
+        they stay recallable); the items taken out, as the view held them."""
+        appended = [e.item for e in self.log if isinstance(e, Appended)]
+        retracted = {i for r in self.log.records() if r.strategy == RETRACT for i in _removed(r)}
+        live = [i for i in appended if i.id not in retracted]
+        if not 0 < count <= len(live):
+            raise UsageError(f"cannot retract {count} items: {len(live)} were appended")
+        ids = [self._in_view(item.id) for item in live[-count:]]
+        tail = [i.id for i in self.view.tail(len(self.view) - len(ids))]
+        if None in ids or sorted(map(str, ids)) != sorted(tail):
+            raise UsageError(
+                f"cannot retract the last {count} items: a compaction has merged them with "
+                "earlier ones, so they are no longer the end of the context; start a new "
+                "session, or append a correction instead"
+            )
+        edit = Edit(kind="retract", remove=tuple(tail), note=reason)
+        record = self.apply(RETRACT, Proposal(edits=(edit,)), reason)
+        if isinstance(record, str):
+            raise UsageError(f"cannot retract the last {count} items: {record}")
+        return tuple(self.log.recall(i) for i in tail)
+
+    def _forget(self, removed: set[str]) -> None:
+        """After a retraction: the door and the schedule no longer know the items."""
+        self.intake.door.forget([self.log.recall(i) for i in removed], self.view.items)
+        self.fresh = [i for i in self.fresh if i not in removed]
+        self.answered = [i for i in self.answered if i not in removed]
+        if self.reply in removed:
+            self.reply = None
+
+    def _in_view(self, item_id: str) -> str | None:
+        """The id of what ``item_id`` is in the view now: itself, or what one-for-one edits
+        (door cleaning, digests) put in its place; None when it was merged or dropped."""
+        while self.view.position(item_id) is None:
+            successor = self._successors.get(item_id)
+            if successor is None:
+                return None
+            item_id = successor
+        return item_id
 
     def add(self, item: Item) -> int:
         """Append ``item`` to log, view and ledger; its tokens."""
@@ -396,3 +450,7 @@ class Compactor:
             return ""
         first, last = item_text(users[0]), item_text(users[-1])
         return first if first == last else f"{first}\n{last}"
+
+
+def _removed(record: CompactionRecord) -> tuple[str, ...]:
+    return tuple(i for edit in record.edits for i in edit.remove)

@@ -1,41 +1,100 @@
-"""What enters the context: caller messages read into items (tool schemas: convert.request).
+"""What enters the context: caller messages read into items, through the door.
 
-A pure function of its input: which wire format a list of messages is in is detected (or
-given), and item ids are numbered from ``start`` so they stay unique in the session.
+:func:`read_messages` is a pure function of its input: which wire format a list of messages
+is in is detected (or given), and item ids are numbered from ``start`` so they stay unique
+in the session. :class:`Intake` adds the session's side: the id counter and the
+:class:`~ctxbudget.engine.door.Door`, so a batch that no provider would accept is refused
+(or repaired) before any of it reaches the log. Tool schemas: ``convert.request``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ctxbudget.convert.anthropic import from_anthropic
 from ctxbudget.convert.openai_chat import from_openai_chat
 from ctxbudget.convert.openai_responses import from_openai_responses
 from ctxbudget.convert.request import Format, has_anthropic_blocks
-from ctxbudget.errors import UsageError
+from ctxbudget.engine.door import Door, check_json
+from ctxbudget.errors import ConversionError, UsageError
 from ctxbudget.session.items import Item
 
-__all__ = ["read_messages"]
+__all__ = ["Intake", "read_messages"]
 
 
 def read_messages(
     messages: Sequence[Mapping[str, Any] | Item], fmt: Format | None, *, start: int
 ) -> list[Item]:
     """Items for ``messages`` (dicts in ``fmt``, detected when None; or Items as they are)."""
+    return _read(messages, fmt, start)[0]
+
+
+def _read(
+    messages: Sequence[Mapping[str, Any] | Item], fmt: Format | None, start: int
+) -> tuple[list[Item], list[int] | None]:
+    """The items, and for each the index of the message it came from (None: not known)."""
     if messages and all(isinstance(m, Item) for m in messages):
-        return [m for m in messages if isinstance(m, Item)]
+        return [m for m in messages if isinstance(m, Item)], list(range(len(messages)))
     if any(isinstance(m, Item) for m in messages):
         raise UsageError("pass either Item objects or message dicts to extend(), not both")
     dicts = [m for m in messages if not isinstance(m, Item)]
     if fmt == "openai_responses":
-        return from_openai_responses(dicts, start=start)
+        return from_openai_responses(dicts, start=start), None
     if fmt == "anthropic" or (fmt is None and has_anthropic_blocks(dicts)):
-        system = [m for m in dicts if m.get("role") == "system"]
-        rest = [m for m in dicts if m.get("role") != "system"]
-        return from_openai_chat(system, start=start) + from_anthropic(
-            rest, start=start + len(system)
+        system = [i for i, m in enumerate(dicts) if m.get("role") == "system"]
+        rest = [i for i, m in enumerate(dicts) if m.get("role") != "system"]
+        items = from_openai_chat([dicts[i] for i in system], start=start) + from_anthropic(
+            [dicts[i] for i in rest], start=start + len(system)
         )
+        return items, system + rest
     if fmt in (None, "openai_chat"):
-        return from_openai_chat(list(dicts), start=start)
+        return from_openai_chat(list(dicts), start=start), list(range(len(dicts)))
     raise UsageError(f"unknown format {fmt!r}; expected openai_chat, anthropic or openai_responses")
+
+
+class Intake:
+    """One session's reader: numbers items and lets in only what a provider accepts."""
+
+    def __init__(self, *, repair: bool = False) -> None:
+        self.door = Door(repair=repair)
+        self.next = 0
+        """Items read so far: the next item id's number."""
+
+    def read(
+        self, messages: Iterable[Mapping[str, Any] | Item], fmt: Format | None = None
+    ) -> list[Item]:
+        """The items ``messages`` become, admitted by the door (the whole batch or none)."""
+        if isinstance(messages, Mapping | str | bytes):
+            raise UsageError(
+                "extend() takes a list of messages, got a single "
+                f"{type(messages).__name__}; use append() for one message or wrap it in a list"
+            )
+        messages = [self._checked(m, i) for i, m in enumerate(messages)]
+        dicts = not all(isinstance(m, Item) for m in messages)
+        items, sources = _read(messages, fmt, self.next)
+        self.next += len(items)
+
+        def where(index: int) -> str:
+            if sources is None:
+                return f"input item (read as item {index})"
+            return f"messages[{sources[index]}]"
+
+        return self.door.admit(items, where, self._new_id, checked=dicts)
+
+    def _checked(self, message: Mapping[str, Any] | Item, index: int) -> Mapping[str, Any] | Item:
+        if isinstance(message, Item):
+            return message
+        if not isinstance(message, Mapping):
+            raise ConversionError(
+                f"expected a message object (a dict), got {type(message).__name__}",
+                path=f"messages[{index}]",
+            )
+        checked: Mapping[str, Any] = check_json(
+            message, f"messages[{index}]", repair=self.door.repair
+        )
+        return checked
+
+    def _new_id(self) -> str:
+        self.next += 1
+        return f"m{self.next - 1}"

@@ -1,7 +1,8 @@
 """View → Anthropic Messages request body.
 
 System items go to the top-level ``system``; consecutive tool results become one user
-message of ``tool_result`` blocks (the converter's rules). If compaction left the
+message of ``tool_result`` blocks, and two turns of one role in a row (a compaction can
+leave them) are merged as the API merges them, so roles alternate (the converter's rules). If compaction left the
 conversation starting with an assistant turn, a short user note is put first, because
 the Messages API requires the first message to come from the user.
 
@@ -19,7 +20,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ctxbudget.convert._wire import is_from, is_plain_text, merge, own
-from ctxbudget.convert.anthropic import FMT, _write_blocks, _write_system, to_anthropic_tools
+from ctxbudget.convert.anthropic import (
+    FMT,
+    _write_blocks,
+    _write_system,
+    join_turn,
+    to_anthropic_tools,
+)
 from ctxbudget.session.items import Item, ToolSpec
 
 __all__ = ["LEADING_USER_NOTE", "AnthropicRenderer"]
@@ -97,12 +104,18 @@ class AnthropicRenderer:
                         last = messages[-1]
                         messages[-1] = {**last, "content": [*last["content"], *blocks]}
                         stable = min(stable, len(messages) - 1)
+                    elif messages and messages[-1]["role"] == "user":
+                        messages[-1] = join_turn(messages[-1], blocks)
+                        stable = min(stable, len(messages) - 1)
                     else:
                         messages.append({"role": "user", "content": list(blocks)})
                     is_open = item.role == "tool"
                 else:
                     is_open = False
-                    if message is not None:
+                    if message is not None and messages and messages[-1]["role"] == item.role:
+                        messages[-1] = join_turn(messages[-1], blocks)
+                        stable = min(stable, len(messages) - 1)
+                    elif message is not None:
                         messages.append(message)
             self._done.append(item)
             pos.append(len(messages) - 1)

@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 EditKind: TypeAlias = Literal[
-    "hide", "placeholder", "truncate", "dedup", "summarize", "reset", "reinject"
+    "hide", "placeholder", "truncate", "dedup", "summarize", "reset", "reinject", "retract"
 ]
 
 
