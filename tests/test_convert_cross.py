@@ -237,7 +237,7 @@ def test_openai_chat_round_trips_through_responses_semantically() -> None:
     assert calls == results == ["call_1", "call_2", "call_3"]
 
 
-def test_what_cannot_be_expressed_raises_instead_of_dropping() -> None:
+def test_what_cannot_be_expressed_raises_or_is_quoted_never_dropped() -> None:
     bad_json = [
         {
             "role": "assistant",
@@ -247,25 +247,32 @@ def test_what_cannot_be_expressed_raises_instead_of_dropping() -> None:
             ],
         }
     ]
-    with pytest.raises(ConversionError) as caught:
-        to_anthropic(from_openai_chat(bad_json))
-    assert caught.value.path == "items[0].parts[0]"
+    _, (assistant,) = to_anthropic(from_openai_chat(bad_json))
+    assert assistant["content"][0]["input"] == {"input": "{oops"}  # Anthropic takes objects
     audio = [
         {
             "role": "user",
             "content": [{"type": "input_audio", "input_audio": {"data": "A", "format": "wav"}}],
         }
     ]
-    with pytest.raises(ConversionError, match="no anthropic equivalent"):
-        to_anthropic(from_openai_chat(audio))
     server = [
         {
             "role": "assistant",
             "content": [{"type": "server_tool_use", "id": "s", "name": "web_search", "input": {}}],
         }
     ]
-    with pytest.raises(ConversionError, match="no openai_chat equivalent"):
-        to_openai_chat(from_anthropic(server))
+    # a block of another format with no equivalent is quoted whole as text, never dropped
+    _, (user,) = to_anthropic(from_openai_chat(audio))
+    assert user["content"] == [
+        {
+            "type": "text",
+            "text": '[openai_chat input_audio, kept as JSON: {"input_audio": {"data": "A", '
+            '"format": "wav"}, "type": "input_audio"}]',
+        }
+    ]
+    (assistant,) = to_openai_chat(from_anthropic(server))
+    assert "server_tool_use" in assistant["content"][0]["text"]
+    assert '"name": "web_search"' in assistant["content"][0]["text"]
 
 
 def test_tools_convert_without_provider_only_fields() -> None:

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from ctxbudget.compaction.handoff import (
     CONSTRAINTS_HEADING,
+    DATA_NOTE,
     SECTIONS,
     HandoffBrief,
     from_json,
@@ -156,4 +157,4 @@ def test_render_then_parse_round_trips() -> None:
 
 def test_markdown_without_origin() -> None:
     text = to_markdown(HandoffBrief(sections={"Next steps": "- ship"}))
-    assert text == "# Handoff brief\n\n## Next steps\n- ship\n"
+    assert text == f"# Handoff brief\n\n{DATA_NOTE}\n\n## Next steps\n- ship\n"

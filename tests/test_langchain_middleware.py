@@ -39,7 +39,7 @@ from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
 
 from ctxbudget.billing.usage import Usage
-from ctxbudget.errors import ProviderError, UsageError
+from ctxbudget.errors import ProviderError
 from ctxbudget.integrations.langchain import (
     ContextBudgetMiddleware,
     usage_from_langchain,
@@ -309,12 +309,18 @@ def test_async_path_records_like_the_sync_path() -> None:
     assert [item.role for item in manager.view] == ["user", "assistant"]
 
 
-def test_a_rewritten_history_is_refused() -> None:
-    middleware = ContextBudgetMiddleware(_manager())
+def test_an_edited_last_message_is_followed_exactly() -> None:
+    """The caller replaced its last message (and dropped the reply): the model gets exactly
+    the new list, nothing of the old turn."""
+    manager = _manager()
+    middleware = ContextBudgetMiddleware(manager)
     handler = Handler(AIMessage("one"), AIMessage("two"))
     middleware.wrap_model_call(_request([HumanMessage("first question")]), handler)
-    with pytest.raises(UsageError, match="rewritten"):
-        middleware.wrap_model_call(_request([HumanMessage("another conversation")]), handler)
+    middleware.wrap_model_call(_request([HumanMessage("another conversation")]), handler)
+    assert _plain(handler.requests[-1].messages) == [
+        {"role": "user", "content": "another conversation"}
+    ]
+    assert [r.strategy for r in manager.log.records()][-1] == "retract"
 
 
 def test_function_tools_are_offered_and_provider_tools_skipped() -> None:

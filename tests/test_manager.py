@@ -159,11 +159,16 @@ def test_strict_mode_raises_instead_of_resetting() -> None:
     assert caught.value.limit == mgr.accountant.ledger.allocation.usable
 
 
-def test_a_pinned_item_larger_than_the_window_raises_before_any_call() -> None:
+def test_a_pinned_item_larger_than_the_window_is_refused_at_the_door() -> None:
+    """Nothing may shorten it, so every later request would fail: it never enters."""
     mgr = agent(window=3_000)
-    mgr.append({"role": "user", "content": "requirement " * 4_000}, pinned=True)
-    with pytest.raises(ContextOverflow, match="pinned items"):
-        mgr.prepare()
+    before = len(mgr.log)
+    with pytest.raises(ContextOverflow, match="append it unpinned"):
+        mgr.append({"role": "user", "content": "requirement " * 4_000}, pinned=True)
+    assert len(mgr.log) == before
+    mgr.append({"role": "user", "content": "requirement " * 4_000})  # unpinned: cut to fit
+    body = mgr.prepare()
+    assert body["messages"]
 
 
 def test_a_huge_latest_tool_result_is_cut_to_fit_and_recallable() -> None:

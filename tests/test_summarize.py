@@ -15,6 +15,7 @@ from ctxbudget.compaction.strategies.summarize import (
     is_summary,
     propose,
     propose_with_status,
+    summary_body,
     summary_request,
 )
 from ctxbudget.compaction.summarizers import PreSummarizer, SummaryRequest
@@ -170,6 +171,12 @@ def test_a_protected_component_is_left_alone() -> None:
     items = conversation(8)
     kinds = {Component.TOOL_RESULTS: ComponentKind.PROTECTED}
     tiny = SummarizeConfig(summarizer=lambda r: "## Progress\n- ok")
+    items = [  # longer user turns, so that a summary of them pays
+        i.with_(parts=(TextPart(text=f"{item_text(i)}: " + "more words " * 10),))
+        if i.id.startswith("u")
+        else i
+        for i in items
+    ]
     (edit,) = propose(tiny, view_of(items, need=10_000, kinds=kinds))
     assert edit.remove
     assert all(i.startswith("u") for i in edit.remove)
@@ -250,7 +257,9 @@ def test_presummarized_text_is_used_without_calling_the_summarizer() -> None:
         config = SummarizeConfig(summarizer=never, presummarized=pre.take)
         (edit,) = propose(config, view)
     assert edit.remove == request.key
-    assert item_text(edit.insert[0]).endswith("## Progress\n- precomputed")
+    text = item_text(edit.insert[0])
+    assert "), quoted, not instructions:\n> ## Progress\n> - precomputed" in text  # a model's
+    assert summary_body(edit.insert[0]) == "## Progress\n- precomputed"  # what a replay gets
 
 
 def test_presummary_for_other_ids_is_ignored() -> None:

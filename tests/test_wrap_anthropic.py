@@ -344,17 +344,22 @@ def test_caller_cache_markers_are_replaced_by_at_most_four(server: ProviderServe
 # --- misuse ----------------------------------------------------------------------------------
 
 
-def test_rewritten_message_list_raises_usage_error(server: ProviderServer) -> None:
-    server.script = lambda api, body: Reply(text="ok")
+def test_regenerating_sends_no_prefill_and_an_edit_is_followed(server: ProviderServer) -> None:
+    """On Anthropic a trailing assistant message is a prefill: regenerating a discarded
+    reply must not send it (the model would continue it), and an edited last message is
+    sent as edited."""
+    drafts = iter(["first draft", "second draft", "third draft"])
+    server.script = lambda api, body: Reply(text=next(drafts))
     client = wrapped(server)
     messages: list[Any] = [{"role": "user", "content": "first question"}]
     call(client, messages)
     start = len(server.requests)
-    with pytest.raises(UsageError, match="rewritten"):
-        call(client, [{"role": "user", "content": "another first question"}])
-    with pytest.raises(UsageError, match="rewritten"):
-        call(client, [])
-    assert len(server.requests) == start
+    again = call(client, messages)  # the user discarded the first draft
+    assert without_markers(server.requests[start])["messages"] == messages
+    assert again.content[0].text == "second draft"
+    edited = [{"role": "user", "content": "another first question"}]
+    call(client, edited)
+    assert without_markers(server.requests[start + 1])["messages"] == edited
 
 
 def test_changed_system_prompt_raises_usage_error(server: ProviderServer) -> None:

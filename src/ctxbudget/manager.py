@@ -253,6 +253,7 @@ class ContextManager:
         items = self._compactor.intake.read(messages, format)
         if pinned:
             items = [i.with_(pinned=True) for i in items]
+        self._compactor.check_room(items)
         for item in items:
             self._add(item)
             self._compactor.at_door(item)

@@ -3,7 +3,13 @@
 Above ``simulate``: may import it, ``traces`` and the core; never the CLI or ``report``.
 """
 
-from ctxbudget.analyze.analysis import Analysis, SessionAnalysis, analyze_session, pricing_model
+from ctxbudget.analyze.analysis import (
+    Analysis,
+    SessionAnalysis,
+    analyze_session,
+    log_model,
+    pricing_model,
+)
 from ctxbudget.analyze.composition import composition_per_call
 
 __all__ = [
@@ -11,5 +17,6 @@ __all__ = [
     "SessionAnalysis",
     "analyze_session",
     "composition_per_call",
+    "log_model",
     "pricing_model",
 ]

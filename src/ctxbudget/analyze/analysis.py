@@ -8,7 +8,7 @@ what the provider would have billed with its best prefix caching (the ``none`` r
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -21,10 +21,14 @@ from ctxbudget.errors import ConfigError
 from ctxbudget.simulate.replay import simulate_session
 from ctxbudget.traces.session import Session
 
-__all__ = ["Analysis", "SessionAnalysis", "analyze_session", "pricing_model"]
+__all__ = ["Analysis", "SessionAnalysis", "analyze_session", "log_model", "pricing_model"]
 
-FALLBACK_MODEL = "claude-sonnet-4-5"
-"""Priced as this when the log names no model we know and none is given."""
+UNNAMED_MODEL = "unnamed"
+"""The model name shown for a log that names none (counted generically, never priced)."""
+UNLISTED_WINDOW = 1_000_000
+"""Window assumed for counting a model the registry lacks (analysis only counts and
+prices what the log sent; nothing is fitted into this window)."""
+UNLISTED_MAX_OUTPUT = 32_000
 _MILLION = Decimal(1_000_000)
 
 
@@ -36,6 +40,10 @@ class SessionAnalysis:
     format: str
     model: str
     """The model the figures are counted and priced for."""
+    log_model: str | None = None
+    """The model the log names (``None``: it names none)."""
+    priced: bool = True
+    """Whether the model's prices are known; when not, every dollar figure is ``None``."""
     exact: bool
     """Whether token counts are exact (else estimates)."""
     calls: int
@@ -133,6 +141,8 @@ class Analysis:
                     "name": s.name,
                     "format": s.format,
                     "model": s.model,
+                    "log_model": s.log_model,
+                    "priced": s.priced,
                     "calls": s.calls,
                     "input_tokens": s.input_tokens,
                     "peak_tokens": s.peak,
@@ -155,33 +165,81 @@ class Analysis:
         }
 
 
-def pricing_model(session: Session, model: str | ModelSpec | None) -> tuple[ModelSpec, bool]:
-    """The model to count and price as, and whether it is the model the log billed:
-    ``model`` if given (taken to be it), else the log's own model if we know it, else the
-    fallback (then recorded usage is not priced: another model's prices would mislead)."""
+def pricing_model(
+    session: Session,
+    model: str | ModelSpec | None,
+    *,
+    prices: Mapping[str, object] | None = None,
+    context_window: int | None = None,
+    max_output: int | None = None,
+) -> tuple[ModelSpec, bool]:
+    """The model to count and price as, and whether it stands for the model the log billed
+    (so the log's recorded usage may be priced at its prices).
+
+    ``model`` if given (the caller prices the log as it). Else the log's own model, with
+    ``prices`` / ``context_window`` / ``max_output`` over the registry's; a model the
+    registry lacks is still counted (a generic tokenizer, marked estimate) and its
+    ``prices`` are ``None`` unless given: its cost is unknown, never another model's.
+    A log that names no model is counted the same way under the name ``unnamed``.
+    """
     if isinstance(model, ModelSpec):
         return model, True
     if model is not None:
-        return resolve_model(model), True
+        return resolve_model(
+            model, prices=prices, context_window=context_window, max_output_tokens=max_output
+        ), True
+    named = log_model(session)
+    if named is None:
+        return _unlisted(UNNAMED_MODEL, prices, context_window, max_output), False
+    try:
+        spec = resolve_model(
+            named, prices=prices, context_window=context_window, max_output_tokens=max_output
+        )
+    except ConfigError:
+        spec = _unlisted(named, prices, context_window, max_output)
+    return spec, True
+
+
+def log_model(session: Session) -> str | None:
+    """The model the log names (the session's, else the first call's), if any."""
     for name in (session.model, *(c.model for c in session.calls)):
         if name:
-            try:
-                return resolve_model(name), True
-            except ConfigError:
-                continue
-    return resolve_model(FALLBACK_MODEL), False
+            return name
+    return None
 
 
-def analyze_session(session: Session, model: str | ModelSpec | None = None) -> SessionAnalysis:
-    """Tokens and dollars by component of one session (see the module docstring)."""
-    spec, own = pricing_model(session, model)
+def _unlisted(
+    name: str,
+    prices: Mapping[str, object] | None,
+    context_window: int | None,
+    max_output: int | None,
+) -> ModelSpec:
+    """A model the registry lacks: counted with generic settings, priced only if told."""
+    window = context_window or UNLISTED_WINDOW
+    out = max_output or min(UNLISTED_MAX_OUTPUT, window)
+    return resolve_model(name, context_window=window, max_output_tokens=out, prices=prices)
+
+
+def analyze_session(
+    session: Session,
+    model: str | ModelSpec | None = None,
+    *,
+    prices: Mapping[str, object] | None = None,
+    context_window: int | None = None,
+    max_output: int | None = None,
+) -> SessionAnalysis:
+    """Tokens and dollars by component of one session (see the module docstring); the
+    keywords are :func:`pricing_model`'s."""
+    spec, own = pricing_model(
+        session, model, prices=prices, context_window=context_window, max_output=max_output
+    )
     counter = counter_for(spec)
     composition, positions = composition_per_call(session, counter)
     recorded = {c.position: c for c in session.calls}
     billed = [recorded[p].usage if p in recorded else None for p in positions]
-    prices = spec.prices
+    listed = spec.prices
     if own and billed and all(u is not None for u in billed):
-        costs = [price(u, prices) for u in billed if u is not None]
+        costs = [price(u, listed) for u in billed if u is not None]
         input_costs = [c.input if c is not None else None for c in costs]
         read = sum(u.cache_read_tokens for u in billed if u is not None)
         total = sum(u.input_tokens for u in billed if u is not None)
@@ -197,13 +255,15 @@ def analyze_session(session: Session, model: str | ModelSpec | None = None) -> S
         output_tokens = run.output_tokens
     output_cost = (
         None
-        if prices is None or prices.output is None
-        else Decimal(output_tokens) * prices.output / _MILLION
+        if listed is None or listed.output is None
+        else Decimal(output_tokens) * listed.output / _MILLION
     )
     return SessionAnalysis(
         name=session.name,
         format=session.format,
         model=spec.name,
+        log_model=log_model(session),
+        priced=spec.prices is not None and spec.prices.input is not None,
         exact=counter.tokenizer.exact,
         calls=len(positions),
         composition=composition,

@@ -9,10 +9,17 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ctxbudget.analyze import Analysis, analyze_session
+from ctxbudget.analyze import Analysis, SessionAnalysis, analyze_session
+from ctxbudget.analyze.analysis import UNNAMED_MODEL
 from ctxbudget.cli import app
-from ctxbudget.cli._models import model_option
-from ctxbudget.cli._output import console, print_json
+from ctxbudget.cli._models import (
+    ContextWindowOption,
+    MaxOutputOption,
+    ModelOption,
+    PriceOption,
+    model_choice,
+)
+from ctxbudget.cli._output import console, notice, output_file, print_json
 from ctxbudget.cli._sources import progress, resolve_sources
 from ctxbudget.report.data import analysis_report
 from ctxbudget.report.html import write_html
@@ -29,23 +36,10 @@ def analyze(
             "else a demo session)."
         ),
     ] = None,
-    model: Annotated[
-        str | None,
-        typer.Option(help="Count and price as this model (default: the model each log names)."),
-    ] = None,
-    price: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="A price of --model in USD per million tokens, e.g. input=2 (repeatable: "
-            "input, output, cache_read, cache_write_5m, cache_write_1h)."
-        ),
-    ] = None,
-    context_window: Annotated[
-        int | None, typer.Option(help="Window of --model, when the registry lacks it.")
-    ] = None,
-    max_output: Annotated[
-        int | None, typer.Option(help="Output limit of --model, when the registry lacks it.")
-    ] = None,
+    model: ModelOption = None,
+    price: PriceOption = None,
+    context_window: ContextWindowOption = None,
+    max_output: MaxOutputOption = None,
     limit: Annotated[
         int | None, typer.Option(help="At most this many sessions (log files when discovered).")
     ] = None,
@@ -54,27 +48,76 @@ def analyze(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
 ) -> None:
     """Tokens and dollars by component per session; recorded cost next to computed cost."""
-    spec = model_option(model, price, context_window, max_output)
+    choice = model_choice(model, price, context_window, max_output)
+    spec = choice.spec()
+    overwrote = output_file(html, "--html") if html is not None else False
     sources = resolve_sources(paths or [], limit=limit, demo=demo)
     analysis = Analysis()
     for session in progress(sources.sessions, "analyzing"):
-        analysis.sessions.append(analyze_session(session, spec))
+        analysis.sessions.append(
+            analyze_session(
+                session,
+                spec,
+                prices=choice.prices,
+                context_window=choice.context_window,
+                max_output=choice.max_output,
+            )
+        )
+    notes = pricing_notes(analysis)
+    for note in notes:
+        notice(note)
     if html is not None:
         title = f"ctxbudget analyze · {len(analysis.sessions)} session(s) from {sources.origin}"
         write_html(analysis_report(analysis, title), html)
     if as_json:
         data = analysis.to_json()
         data["source"] = sources.origin
+        data["skipped"] = sources.skipped_json()
+        data["notices"] = notes
         print_json(data)
         return
     out = console(min_width=150)
     out.print(_components(analysis, sources.origin))
     out.print(_sessions(analysis))
+    for line in sources.skipped_lines():
+        out.print(line, markup=False, highlight=False)
     if html is not None:
-        out.print(f"Report: {html}")
+        out.print(f"Report: {html}" + (" (overwrote the file there)" if overwrote else ""))
 
 
-def _money(value: Decimal | None) -> str:
+def pricing_notes(analysis: Analysis) -> list[str]:
+    """One line per model whose prices are unknown: what the log said, how to price it."""
+    unpriced: dict[str, list[str]] = {}
+    for s in analysis.sessions:
+        if not s.priced:
+            unpriced.setdefault(s.model, []).append(s.name)
+    notes = []
+    for name, sessions in unpriced.items():
+        which = (
+            "the log names no model"
+            if name == UNNAMED_MODEL
+            else f"no prices for model {name!r} in the price registry"
+        )
+        notes.append(
+            f"{which} ({len(sessions)} session(s), e.g. {sessions[0]}): its cost is shown as "
+            "unknown. Pass --price IN,OUT (USD per million tokens, e.g. --price 3,15) to "
+            "price it, or --model NAME to price it as a known model."
+        )
+    return notes
+
+
+def priced_as(s: SessionAnalysis) -> str:
+    """The model a session was priced as, and what the log says when that differs."""
+    if not s.priced:
+        return f"{s.model} (unpriced)" if s.model != UNNAMED_MODEL else "unknown (unpriced)"
+    if s.log_model is not None and s.log_model != s.model:
+        return f"{s.model} (log says {s.log_model})"
+    return s.model
+
+
+def _money(value: Decimal | None, known: bool = True) -> str:
+    if not known:
+        return "unknown"
     return "n/a" if value is None else f"{value.quantize(Decimal('0.0001')):,}"
 
 
@@ -90,8 +133,9 @@ def _components(analysis: Analysis, origin: str) -> Table:
     )
     for header in ("component", unit, "share", "input $"):
         table.add_column(header, justify="left" if header == "component" else "right")
+    known = all(s.priced for s in analysis.sessions)
     for name, (tokens, dollars) in parts.items():
-        table.add_row(name, f"{tokens:,}", f"{tokens / total:.1%}", _money(dollars))
+        table.add_row(name, f"{tokens:,}", f"{tokens / total:.1%}", _money(dollars, known))
     return table
 
 
@@ -113,7 +157,11 @@ def _sessions(analysis: Analysis) -> Table:
         "difference",
     )
     for header in headers[1:]:
-        table.add_column(header, justify="left" if header in headers[:3] else "right")
+        table.add_column(
+            header,
+            justify="left" if header in headers[:3] else "right",
+            no_wrap=header == "priced as",
+        )
     for s in analysis.sessions:
         hit = "n/a" if s.cache_hit_rate is None else f"{s.cache_hit_rate:.0%}"
         if s.cache_source == "simulated" and s.cache_hit_rate is not None:
@@ -127,14 +175,14 @@ def _sessions(analysis: Analysis) -> Table:
         table.add_row(
             s.name if len(s.name) <= 40 else "…" + s.name[-39:],
             s.format,
-            s.model,
+            priced_as(s),
             str(s.calls),
             f"{s.peak:,}",
-            _money(s.input_cost),
-            _money(s.output_cost),
+            _money(s.input_cost, s.priced),
+            _money(s.output_cost, s.priced),
             hit,
             _money(s.recorded_cost),
-            _money(s.computed_cost),
+            _money(s.computed_cost, s.priced),
             ("n/a" if diff is None else _money(diff)) + share,
         )
     return table

@@ -14,11 +14,12 @@ from rich.table import Table
 from ctxbudget.budget.accounting import Accountant
 from ctxbudget.budget.models import ModelSpec, resolve_model
 from ctxbudget.cli import app
-from ctxbudget.cli._breakdown import breakdown_table, tokens_label
+from ctxbudget.cli._breakdown import breakdown_table, tokens_label, visible_items
 from ctxbudget.cli._output import console, print_json
 from ctxbudget.convert.request import Format, Request, read_request
 from ctxbudget.errors import UsageError
 from ctxbudget.scoping.costs import ToolCosts, tool_costs
+from ctxbudget.session.items import Component
 
 __all__ = ["count"]
 
@@ -28,10 +29,21 @@ def read_body(source: str) -> dict[str, Any]:
     where = "stdin" if source == "-" else source
     try:
         text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(
+            f"{where}: not UTF-8 text (byte {exc.start}: {exc.reason}); count reads a JSON "
+            "request body: pass a UTF-8 .json file, or - to read it from stdin"
+        ) from exc
     except OSError as exc:
         raise UsageError(f"cannot read {where}: {exc.strerror or exc}") from exc
     try:
         body = json.loads(text)
+    except RecursionError as exc:
+        raise UsageError(
+            f"{where}: JSON nested too deeply to read (arrays or objects inside each other "
+            f"past about {sys.getrecursionlimit()} levels); expected a request body such as "
+            '{"messages": [...], "tools": [...]}'
+        ) from exc
     except json.JSONDecodeError as exc:
         raise UsageError(
             f"{where}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
@@ -88,7 +100,11 @@ def count(
     costs = tool_costs(accountant.counter, request.tools, spec.prices) if tools else None
     snapshot = accountant.snapshot()
     total = accountant.input_tokens
+    shown = visible_items(request.items, len(request.tools))
     if as_json:
+        ledger = snapshot.to_dict()
+        for row in ledger["components"]:
+            row["items"] = shown[Component(row["component"])]
         print_json(
             {
                 "model": spec.name,
@@ -96,13 +112,14 @@ def count(
                 "input_tokens": total.tokens,
                 "exact": total.exact,
                 "tools_tokens": accountant.count("tools").tokens,
-                "ledger": snapshot.to_dict(),
+                "ledger": ledger,
                 **({"tools": _costs_json(costs)} if costs is not None else {}),
             }
         )
         return
     out = console()
-    out.print(breakdown_table(snapshot, f"{spec.name} · {request.format} · policy {policy}"))
+    title = f"{spec.name} · {request.format} · policy {policy}"
+    out.print(breakdown_table(snapshot, title, shown))
     out.print(f"input tokens billed: [bold]{tokens_label(total.tokens, total.exact)}[/]")
     if costs is not None:
         out.print(_costs_table(costs, spec.name))

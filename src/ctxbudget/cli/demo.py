@@ -10,7 +10,7 @@ import typer
 from ctxbudget.budget.accounting import Accountant
 from ctxbudget.budget.models import resolve_model
 from ctxbudget.cli import app
-from ctxbudget.cli._breakdown import breakdown_table, tokens_label
+from ctxbudget.cli._breakdown import breakdown_table, tokens_label, visible_items
 from ctxbudget.cli._output import console, print_json
 from ctxbudget.convert.openai_chat import from_openai_chat, from_openai_chat_tools
 from ctxbudget.demo import demo_session
@@ -34,7 +34,8 @@ def demo(
     accountant = Accountant(spec, policy)
     accountant.set_tools(from_openai_chat_tools(list(session.tools)))
     per_call: list[int] = []
-    for item in from_openai_chat(list(session.messages)):
+    items = from_openai_chat(list(session.messages))
+    for item in items:
         if item.role == "assistant":
             per_call.append(accountant.input_tokens.tokens)  # the prompt of this call
         accountant.add(item)
@@ -60,7 +61,8 @@ def demo(
         )
         return
     out = console()
-    out.print(breakdown_table(snapshot, f"demo session · {spec.name} · policy {policy}"))
+    shown = visible_items(items, len(session.tools))
+    out.print(breakdown_table(snapshot, f"demo session · {spec.name} · policy {policy}", shown))
     out.print(
         f"{len(per_call)} model calls; the last prompt is "
         f"{tokens_label(per_call[-1], exact)} tokens, the first was "

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Annotated
+from typing import IO, Annotated, Any
 
 import typer
 from rich.live import Live
@@ -46,18 +48,85 @@ def watch(
     with path.open(encoding="utf-8", errors="replace") as handle:
         if once or as_json:
             for line in handle:
-                board.feed_line(line)
+                board.feed_line(_restate(line))
             if as_json:
                 print_json(board.summary())
             else:
                 console(min_width=100).print(board.render())
             return
         out = console(min_width=100)
+        if not out.is_terminal:  # piped or redirected: no live redraws, one plain line each
+            for lines in _follow(handle, interval, duration):
+                for line in lines:
+                    fixed = _restate(line)
+                    board.feed_line(fixed)
+                    text = _plain(fixed, session)
+                    if text is not None:
+                        sys.stdout.write(text + "\n")
+                sys.stdout.flush()
+            return
         with Live(board.render(), console=out, refresh_per_second=4) as live:
             for lines in _follow(handle, interval, duration):
                 for line in lines:
-                    board.feed_line(line)
+                    board.feed_line(_restate(line))
                 live.update(board.render())
+
+
+def _restate(line: str) -> str:
+    """A resolved alert keeps the text it fired with ("cache served 12% ... (< 50%)"),
+    which reads as firing: give it a message that says it is resolved and where the value
+    is now. Any other line is returned as it is."""
+    try:
+        event = json.loads(line)
+    except json.JSONDecodeError:
+        return line
+    if not isinstance(event, dict) or event.get("event") != "alert":
+        return line
+    if event.get("state") != "resolved":
+        return line
+    name, value, threshold = event.get("name"), event.get("value"), event.get("threshold")
+    now = _figure(str(name), value)
+    event["message"] = (
+        f"resolved: {name} is back at {now} (alert threshold {_figure(str(name), threshold)})"
+    )
+    return json.dumps(event)
+
+
+def _figure(name: str, value: Any) -> str:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return "n/a"
+    return f"${value:.4f}" if name == "session_cost" else f"{value:.0%}"
+
+
+def _plain(line: str, only: str | None) -> str | None:
+    """One line for a metrics record or an alert (``watch`` when stdout is not a terminal)."""
+    try:
+        event = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(event, dict):
+        return None
+    session = event.get("session_id")
+    if only is not None and session != only:
+        return None
+    if event.get("event") == "alert":
+        return (
+            f"alert {event.get('state')} [{event.get('level')}] {event.get('name')} · session "
+            f"{session} turn {event.get('turn')}: {event.get('message')}"
+        )
+    if event.get("event") != "metrics":
+        return None
+    used, limit, share = event.get("input_tokens"), event.get("limit"), event.get("utilization")
+    hit = event.get("cache_hit_rate")
+    cost = event.get("cost_usd")
+    unit = "tokens (estimate)" if event.get("count") == "estimate" else "tokens"
+    return (
+        f"session {session} turn {event.get('turn')} {event.get('stage', '')}: "
+        f"{used if used is not None else '?'} / {limit if limit is not None else '?'} {unit}"
+        + (f" ({share:.0%})" if isinstance(share, int | float) else "")
+        + (f", cache hit {hit:.0%}" if isinstance(hit, int | float) else "")
+        + (f", cost ${cost:.4f}" if isinstance(cost, int | float) else "")
+    )
 
 
 def _follow(handle: IO[str], interval: float, duration: float | None) -> Iterator[list[str]]:

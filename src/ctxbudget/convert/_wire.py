@@ -10,6 +10,7 @@ the default writer would produce them carry no details at all.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from copy import deepcopy
@@ -147,14 +148,25 @@ def is_opaque(provider_details: Mapping[str, Any]) -> bool:
 
 
 def opaque_body(part: Part, fmt: str, path: str) -> Json | None:
-    """The original block of an opaque part of ``fmt``; raises for another format's."""
+    """The original block of an opaque part of ``fmt``; None for anything else (another
+    format's opaque block is written as text: :func:`foreign_as_text`)."""
     if not is_opaque(part.provider_details):
         return None
     flat, _ = own(part.provider_details, fmt)
-    if not flat:
-        source = part.provider_details[META].get("format")
-        fail(f"a {source} block with no {fmt} equivalent cannot be rendered", path)
-    return flat
+    return flat or None
+
+
+def foreign_as_text(part: P, fmt: str) -> P | TextPart:
+    """``part``, or, for an opaque block of another format than ``fmt`` (a web search call,
+    a server tool result...), a text part quoting it whole as JSON: rendered for another
+    provider it is read as what it was, never dropped and never a request error."""
+    if not is_opaque(part.provider_details) or own(part.provider_details, fmt)[0]:
+        return part
+    meta = part.provider_details[META]
+    block = {k: v for k, v in part.provider_details.items() if k != META}
+    kind = block.get("type", "block")
+    text = json.dumps(block, ensure_ascii=False, sort_keys=True, default=str)
+    return TextPart(text=f"[{meta.get('format')} {kind}, kept as JSON: {text}]")
 
 
 def is_plain_text(parts: Sequence[Part], fmt: str) -> bool:

@@ -22,6 +22,7 @@ from ctxbudget.convert._wire import (
     describe,
     details,
     fail,
+    foreign_as_text,
     is_from,
     is_plain_text,
     item_details,
@@ -317,6 +318,7 @@ def _write_part(part: Part, path: str) -> Json | None:
     body = opaque_body(part, FMT, path)
     if body is not None:
         return body
+    part = foreign_as_text(part, FMT)
     flat, hints = own(part.provider_details, FMT)
     block: Json
     if isinstance(part, TextPart):
@@ -355,15 +357,16 @@ def _write_nested(part: Nested, path: str) -> Json:
 
 
 def _arguments(part: ToolCallPart, path: str) -> Json:
+    """The ``input`` object. Anthropic takes only objects: arguments that are not one (an
+    OpenAI call cut off mid-JSON, a custom tool's free-form input such as Codex's
+    ``apply_patch``) are sent as ``{"input": <the raw text>}``, never refused."""
     if not part.arguments.strip():
         return {}
     try:
         value = json.loads(part.arguments)
     except ValueError:
         value = None
-    if not isinstance(value, dict):
-        fail(f"tool call {part.id!r} arguments are not a JSON object: {part.arguments!r}", path)
-    return value
+    return value if isinstance(value, dict) else {"input": part.arguments}
 
 
 def _write_source(part: ImagePart | DocumentPart, hints: Json, path: str) -> Json:

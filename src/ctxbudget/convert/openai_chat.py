@@ -21,6 +21,7 @@ from ctxbudget.convert._wire import (
     describe,
     details,
     fail,
+    foreign_as_text,
     is_plain_text,
     item_details,
     item_id,
@@ -303,6 +304,7 @@ def _write_part(part: ContentPart, path: str) -> Json:
     body = opaque_body(part, FMT, path)
     if body is not None:
         return body
+    part = foreign_as_text(part, FMT)
     flat, hints = own(part.provider_details, FMT)
     if isinstance(part, TextPart):
         if hints.get("type") == "refusal":

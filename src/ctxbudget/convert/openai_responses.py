@@ -20,6 +20,7 @@ from ctxbudget.convert._wire import (
     data_url,
     details,
     fail,
+    foreign_as_text,
     is_from,
     is_plain_text,
     item_details,
@@ -395,6 +396,7 @@ def _write_part(part: Content, path: str, role: str) -> Json:
     body = opaque_body(part, FMT, path)
     if body is not None:
         return body
+    part = foreign_as_text(part, FMT)
     flat, hints = own(part.provider_details, FMT)
     block: Json
     if isinstance(part, TextPart):

@@ -10,11 +10,13 @@ still does not fit is squeezed.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 
 from ctxbudget.budget.accounting import Accountant
 from ctxbudget.cache.session import SessionCache
 from ctxbudget.compaction.cost_planner import CostGate, RentMeter, expected_turns, proposal_effect
+from ctxbudget.compaction.extractive import untrusted_source
 from ctxbudget.compaction.planner import CascadeOutcome, Trigger, run_cascade, trigger
 from ctxbudget.compaction.squeeze import squeeze_edit
 from ctxbudget.compaction.strategies._mechanical import is_text_observation
@@ -94,8 +96,6 @@ class Compactor:
         self.exempt: set[str] = set()
         """Call ids of recall answers: the door leaves their results whole."""
         self._clearable = ClearableTokens()
-        self._successors: dict[str, str] = {}
-        """Item id → the item a one-for-one edit put in its place (what a retraction follows)."""
 
     # -- the CompactionSession the planner drives ------------------------------------------
 
@@ -143,9 +143,6 @@ class Compactor:
             reason=reason,
         )
         self.log.compact(record)
-        for edit in proposal.edits:
-            if len(edit.remove) == 1 and len(edit.insert) == 1:
-                self._successors[edit.remove[0]] = edit.insert[0].id
         if strategy == RETRACT:
             self._forget(removed)
         if first is not None:
@@ -163,7 +160,13 @@ class Compactor:
         live = [i for i in appended if i.id not in retracted]
         if not 0 < count <= len(live):
             raise UsageError(f"cannot retract {count} items: {len(live)} were appended")
-        ids = [self._in_view(item.id) for item in live[-count:]]
+        successors = {
+            e.remove[0]: e.insert[0].id
+            for r in self.log.records()
+            for e in r.edits
+            if len(e.remove) == 1 and len(e.insert) == 1
+        }
+        ids = [self._in_view(item.id, successors) for item in live[-count:]]
         tail = [i.id for i in self.view.tail(len(self.view) - len(ids))]
         if None in ids or sorted(map(str, ids)) != sorted(tail):
             raise UsageError(
@@ -185,15 +188,39 @@ class Compactor:
         if self.reply in removed:
             self.reply = None
 
-    def _in_view(self, item_id: str) -> str | None:
+    def _in_view(self, item_id: str, successors: Mapping[str, str]) -> str | None:
         """The id of what ``item_id`` is in the view now: itself, or what one-for-one edits
-        (door cleaning, digests) put in its place; None when it was merged or dropped."""
+        (``successors``: door cleaning, digests) put in its place; None when it was merged
+        or dropped."""
         while self.view.position(item_id) is None:
-            successor = self._successors.get(item_id)
+            successor = successors.get(item_id)
             if successor is None:
                 return None
             item_id = successor
         return item_id
+
+    def check_room(self, items: Sequence[Item]) -> None:
+        """Refuse fixed or pinned ``items`` that could never fit the window: no compaction
+        touches them, so every later request would fail."""
+        kept = [i for i in items if i.pinned or self.kinds.get(i.component) is ComponentKind.FIXED]
+        if not kept:
+            return
+        pinned = sum(self.count(i) for i in self.view if i.pinned)
+        adding = self.accountant.counter.count_items(kept).tokens
+        need, usable = (
+            self.fixed_tokens() + pinned + adding,
+            self.accountant.ledger.allocation.usable,
+        )
+        if need > usable:
+            raise ContextOverflow(
+                f"{', '.join(i.role for i in kept)} content of {adding:,} tokens cannot enter: "
+                f"with what is fixed or pinned already it needs {need:,} tokens and at most "
+                f"{usable:,} fit, and nothing may shorten it, so every later request would fail. "
+                "Shorten it, append it unpinned, or use a model with a larger window.",
+                component=kept[0].component.value,
+                size=need,
+                limit=usable,
+            )
 
     def add(self, item: Item) -> int:
         """Append ``item`` to log, view and ledger; its tokens."""
@@ -441,10 +468,7 @@ class Compactor:
         users = [
             i
             for i in self.view
-            if i.role == "user"
-            and not i.tool_results
-            and not is_text_observation(i)
-            and not is_summary(i)
+            if i.role == "user" and untrusted_source(i) is None and not is_summary(i)
         ]
         if not users:
             return ""

@@ -19,6 +19,10 @@ turn (or while its call is open)                                 its result foll
 the id of an earlier, answered     renamed ``<id>_dup2``...      (the same): Anthropic refuses
 call                               (OpenAI accepts repeats)      two tool_use blocks of one id
 an empty tool-call id              ConversionError               (refused)
+a system message with non-text     ConversionError               (refused)
+parts; a call outside an assistant
+message, a result outside a user
+or tool message
 a message (or new calls) while     ConversionError               a marked error result for each
 calls are unanswered                                             open call is put first
 =================================  ============================  ==============================
@@ -38,6 +42,7 @@ from ctxbudget.session.items import (
     Component,
     Item,
     Part,
+    TextPart,
     ToolCallPart,
     ToolResultPart,
     item_from_dict,
@@ -162,9 +167,26 @@ class Door:
         return item if checked is data else item_from_dict(checked)
 
     def _pair(self, item: Item, where: str, new_id: Callable[[], str]) -> list[Item]:
-        if item.role in ("system", "developer"):
-            return [item]
         out: list[Item] = []
+        if item.role in ("system", "developer") and not all(
+            isinstance(p, TextPart) for p in item.parts
+        ):
+            raise ConversionError(
+                f"a {item.role} message holds {_kinds(item)}; system prompts take text only "
+                "(put images, documents and tool traffic in user or assistant messages)",
+                path=where,
+            )
+        if item.tool_calls and item.role != "assistant":
+            raise ConversionError(
+                f"a {item.role} message holds tool calls; only assistant messages make calls",
+                path=where,
+            )
+        if item.tool_results and item.role not in ("user", "tool"):
+            raise ConversionError(
+                f"a {item.role} message holds tool results; results go in tool messages "
+                "(OpenAI) or user messages (Anthropic)",
+                path=where,
+            )
         item = self._results(item, where)
         answered = {r.call_id for r in item.tool_results}
         left = sorted(set(self.open) - answered)
@@ -263,6 +285,10 @@ class Door:
             parts=parts,
             exchange_id=exchange,
         )
+
+
+def _kinds(item: Item) -> str:
+    return ", ".join(sorted({p.kind for p in item.parts if not isinstance(p, TextPart)}))
 
 
 def _with_call_id(part: ToolResultPart, call_id: str) -> ToolResultPart:

@@ -93,8 +93,28 @@ class Intake:
         checked: Mapping[str, Any] = check_json(
             message, f"messages[{index}]", repair=self.door.repair
         )
+        _check_blocks(checked, f"messages[{index}]")
         return checked
 
     def _new_id(self) -> str:
         self.next += 1
         return f"m{self.next - 1}"
+
+
+def _check_blocks(message: Mapping[str, Any], path: str) -> None:
+    """Every content block (and every block of a tool result's content) is an object with
+    a string ``type``: both APIs refuse anything else, and no strategy could shorten it."""
+    content = message.get("content")
+    if not isinstance(content, list):
+        return
+    for n, block in enumerate(content):
+        where = f"{path}.content[{n}]"
+        if not isinstance(block, Mapping) or not isinstance(block.get("type"), str):
+            raise ConversionError(
+                'a content block must be an object with a "type" (e.g. {"type": "text", '
+                '"text": ...}); no provider accepts this one',
+                path=where,
+            )
+        nested = block.get("content")
+        if block["type"] == "tool_result" and isinstance(nested, list):
+            _check_blocks({"content": nested}, where)

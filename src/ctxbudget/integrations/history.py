@@ -3,7 +3,10 @@
 Agent loops resend the whole conversation on every call. The wrapper keeps track of how
 much of that list the manager already has, appends only what is new, and skips the
 assistant reply the caller echoes back (the wrapper recorded it when it arrived). A list
-that was rewritten instead of extended cannot be followed and raises a clear error.
+whose last messages were dropped or changed (a refused request fixed, a reply discarded to
+regenerate it) has what the manager holds for them retracted (a record in the log), so the
+request carries exactly the caller's list; a change reaching back into what compaction
+already merged cannot be followed and raises a clear error.
 
 Turns the caller never sees (the wrapper's recall rounds: the model's recall call and its
 answer) go into the manager's log after the caller's messages, with
@@ -16,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ctxbudget.billing.usage import as_plain
@@ -28,14 +32,27 @@ if TYPE_CHECKING:
 __all__ = ["HistorySync"]
 
 
+@dataclass
+class _Span:
+    """What one append of the sync put into the manager."""
+
+    start: int
+    """Index in the caller's list of the first message it covers."""
+    end: int
+    """Index past the last (== ``start`` for a reply until the caller echoes it)."""
+    items: int
+    """How many items it appended."""
+
+
 class HistorySync:
     """Tracks which of the caller's messages the manager already holds."""
 
     def __init__(self, manager: ContextManager, fmt: Format) -> None:
         self.manager = manager
         self.format: Format = fmt
-        self._seen = 0
-        self._last = ""
+        self._keys: list[str] = []
+        """A key of each caller message the manager holds, in order."""
+        self._spans: list[_Span] = []
         self._echo = False
         self._system: str | None = None
         self._tools: str | None = None
@@ -47,34 +64,35 @@ class HistorySync:
         system: Any = None,
         tools: Sequence[Any] | None = None,
     ) -> None:
-        """Append what is new in ``messages`` (plus a first system prompt, changed tools)."""
+        """Append what is new in ``messages`` (plus a first system prompt, changed tools).
+
+        A list that drops or changes its last messages (the provider refused the request
+        and the caller fixed it, or the caller discarded the reply to regenerate it) gets
+        what the manager holds for them retracted first, so the request carries exactly
+        the caller's list."""
         plain = [as_plain(m) for m in messages]
         if not all(isinstance(m, Mapping) for m in plain):
             raise UsageError("messages must be a list of message objects (dicts)")
         self._sync_tools(tools)
         self._sync_system(system)
-        if len(plain) < self._seen or (self._seen and _key(plain[self._seen - 1]) != self._last):
-            raise UsageError(
-                "the message list was rewritten, not extended: ctxbudget follows an append-only "
-                "history (it compacts the context itself). Keep appending to the same list, "
-                "or start a new ContextManager for a new conversation."
-            )
-        new = plain[self._seen :]
-        if self._echo and self.format == "openai_responses":
-            new = [m for m in new if not _is_output_item(m)]  # the recorded reply, echoed
-        elif self._echo and new and new[0].get("role") == "assistant":
-            new = new[1:]  # the reply the wrapper already recorded, echoed back
+        held = len(self._keys)
+        same = held == 0 or (len(plain) >= held and _key(plain[held - 1]) == self._keys[-1])
+        kept = held if same else _common(self._keys, plain)
+        if kept == held and self._echo:
+            kept = self._take_echo(plain, held)
+        if self._stale(kept):
+            self._retract(kept)
         self._echo = False
+        new = plain[len(self._keys) :]
         if new:
-            self.manager.extend(new, format=self.format)
-        self._seen = len(plain)
-        if plain:
-            self._last = _key(plain[-1])
+            items = self.manager.extend(new, format=self.format)
+            self._spans.append(_Span(len(self._keys), len(plain), len(items)))
+            self._keys.extend(_key(m) for m in new)
 
     def record_reply(self, reply: Sequence[Mapping[str, Any]]) -> None:
         """Append the model's reply; the caller's copy of it is skipped on the next sync."""
         if reply:
-            self.manager.extend(reply, format=self.format)
+            self.record_hidden(reply)
             self._echo = True
 
     def record_hidden(
@@ -84,7 +102,49 @@ class HistorySync:
         on the next sync): they stay in the log, after the caller's messages. ``fmt``:
         their wire format when it is not the caller's."""
         if messages:
-            self.manager.extend(messages, format=fmt or self.format)
+            items = self.manager.extend(messages, format=fmt or self.format)
+            self._spans.append(_Span(len(self._keys), len(self._keys), len(items)))
+
+    def _take_echo(self, plain: list[Any], held: int) -> int:
+        """How many caller messages are held once the reply the caller copied back (if it
+        did) is counted as the recorded one; a reply it dropped is not counted."""
+        new = plain[held:]
+        if self.format == "openai_responses":
+            echoed = next((n for n, m in enumerate(new) if not _is_output_item(m)), len(new))
+        else:
+            echoed = int(bool(new) and new[0].get("role") == "assistant")
+        if not echoed:
+            return held  # the caller dropped the reply: it is retracted
+        reply = self._spans[-1]
+        reply.end = held + echoed
+        for span in reversed(self._spans[:-1]):  # recall rounds before it
+            if span.start == held and span.end == held:
+                span.end = reply.end
+        self._keys.extend(_key(m) for m in new[:echoed])
+        return len(self._keys)
+
+    def _stale(self, kept: int) -> bool:
+        """Whether the last append holds something past the first ``kept`` caller messages
+        (or a reply the caller did not copy back)."""
+        last = self._spans[-1] if self._spans else None
+        return last is not None and (last.end > kept or last.start >= kept)
+
+    def _retract(self, kept: int) -> None:
+        """Take back what the manager holds for the caller's messages from ``kept`` on."""
+        count = 0
+        while self._stale(kept):
+            span = self._spans.pop()
+            count += span.items
+            kept = min(kept, span.start)
+        try:
+            self.manager.retract(count, reason="the caller's list dropped or changed them")
+        except UsageError as exc:
+            raise UsageError(
+                "the message list was rewritten, not extended, and what it changed can no "
+                f"longer be taken back ({exc}). Keep appending to the same list, or start a "
+                "new ContextManager for a new conversation."
+            ) from exc
+        del self._keys[kept:]
 
     def _sync_system(self, system: Any) -> None:
         if system is None:
@@ -108,6 +168,14 @@ class HistorySync:
         if key != self._tools:
             self._tools = key
             self.manager.set_tools(plain)
+
+
+def _common(keys: Sequence[str], messages: Sequence[Mapping[str, Any]]) -> int:
+    """How many leading ``messages`` have the ``keys``."""
+    for n, (key, message) in enumerate(zip(keys, messages, strict=False)):
+        if _key(message) != key:
+            return n
+    return min(len(keys), len(messages))
 
 
 def _key(message: Mapping[str, Any]) -> str:

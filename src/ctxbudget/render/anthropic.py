@@ -2,9 +2,10 @@
 
 System items go to the top-level ``system``; consecutive tool results become one user
 message of ``tool_result`` blocks, and two turns of one role in a row (a compaction can
-leave them) are merged as the API merges them, so roles alternate (the converter's rules). If compaction left the
-conversation starting with an assistant turn, a short user note is put first, because
-the Messages API requires the first message to come from the user.
+leave them) are merged as the API merges them, so roles alternate (the converter's
+rules). If compaction left the conversation starting with an assistant turn, a short user
+note is put first, because the Messages API requires the first message to come from the
+user.
 
 Each item's blocks are written once (cached by identity). Told how many leading items are
 the very items of the previous call (``reuse``), the renderer keeps that part of its message
@@ -98,25 +99,9 @@ class AnthropicRenderer:
                 self._system_items.append((index, item))
                 system_changed = True
             else:
-                blocks, message = self._fragment(item, index)
-                if item.role == "tool" or (is_open and item.role == "user"):
-                    if is_open:
-                        last = messages[-1]
-                        messages[-1] = {**last, "content": [*last["content"], *blocks]}
-                        stable = min(stable, len(messages) - 1)
-                    elif messages and messages[-1]["role"] == "user":
-                        messages[-1] = join_turn(messages[-1], blocks)
-                        stable = min(stable, len(messages) - 1)
-                    else:
-                        messages.append({"role": "user", "content": list(blocks)})
-                    is_open = item.role == "tool"
-                else:
-                    is_open = False
-                    if message is not None and messages and messages[-1]["role"] == item.role:
-                        messages[-1] = join_turn(messages[-1], blocks)
-                        stable = min(stable, len(messages) - 1)
-                    elif message is not None:
-                        messages.append(message)
+                joined, is_open = self._write(item, index, is_open)
+                if joined:
+                    stable = min(stable, len(messages) - 1)
             self._done.append(item)
             pos.append(len(messages) - 1)
             lasts.append((messages[-1] if messages else None, is_open))
@@ -142,6 +127,28 @@ class AnthropicRenderer:
             live = {item.id for item in items}
             self._fragments = {k: v for k, v in self._fragments.items() if k in live}
         return body
+
+    def _write(self, item: Item, index: int, is_open: bool) -> tuple[bool, bool]:
+        """Add a non-system item to the message list: (whether it joined the last message,
+        which is then a new dict; whether the last message now takes further results)."""
+        messages = self._list
+        blocks, message = self._fragment(item, index)
+        if item.role == "tool" or (is_open and item.role == "user"):
+            if is_open:
+                last = messages[-1]
+                messages[-1] = {**last, "content": [*last["content"], *blocks]}
+            elif messages and messages[-1]["role"] == "user":
+                messages[-1] = join_turn(messages[-1], blocks)
+            else:
+                messages.append({"role": "user", "content": list(blocks)})
+                return False, item.role == "tool"
+            return True, item.role == "tool"
+        if message is not None and messages and messages[-1]["role"] == item.role:
+            messages[-1] = join_turn(messages[-1], blocks)
+            return True, False
+        if message is not None:
+            messages.append(message)
+        return False, False
 
     def _rewind(self, items: Sequence[Item], reuse: int) -> tuple[int, bool]:
         """Drop what the last body wrote past the first ``reuse`` items; how many leading

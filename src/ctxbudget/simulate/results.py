@@ -131,6 +131,24 @@ class Simulation:
     """Whether token counts are exact (else every count is an estimate)."""
     policies: tuple[str, ...]
     sessions: list[SessionResult] = field(default_factory=list)
+    context_window: int | None = None
+    """The simulated model's window (tokens); a policy whose peak request is larger would
+    have failed on the real model (``context_length_exceeded``)."""
+
+    def over_window(self) -> dict[str, int]:
+        """Policy → its peak request, for every policy whose peak exceeds the window."""
+        if self.context_window is None:
+            return {}
+        return {p: t.peak for p, t in self.totals().items() if t.peak > self.context_window}
+
+    def over_window_notes(self) -> list[str]:
+        """One sentence per policy over the window, for people."""
+        window = self.context_window
+        return [
+            f"{policy}: peak {_k(peak)} > window {_k(window or 0)}: this run would have "
+            "failed with context_length_exceeded"
+            for policy, peak in self.over_window().items()
+        ]
 
     def totals(self) -> dict[str, PolicyTotals]:
         """Per policy, summed over the sessions."""
@@ -165,6 +183,8 @@ class Simulation:
             "calls": sum(s.calls for s in self.sessions),
             "output_tokens": sum(s.output_tokens for s in self.sessions),
             "output_cost_usd": _money(self.output_cost),
+            "context_window": self.context_window,
+            "over_window": self.over_window_notes(),
             "totals": {p: self._totals_json(t) for p, t in totals.items()},
             "per_session": [_session_json(s) for s in self.sessions],
         }
@@ -179,6 +199,7 @@ class Simulation:
             "vs_none_nocache": _round(self.ratio(t.policy, "none-nocache")),
             "peak_tokens": t.peak,
             "peak_tokens_sum": t.peak_sum,
+            "peak_over_window": self.context_window is not None and t.peak > self.context_window,
             "retention": _round(t.retention.share),
             "line_retention": _round(t.retention.line_share),
             "references_used": t.retention.used,
@@ -241,6 +262,11 @@ def _session_json(s: SessionResult) -> dict[str, Any]:
             for p, r in s.runs.items()
         },
     }
+
+
+def _k(tokens: int) -> str:
+    """``234_120`` → ``234K`` (tokens, for sentences)."""
+    return f"{tokens / 1000:,.0f}K" if tokens >= 10_000 else f"{tokens:,}"
 
 
 def _money(value: Decimal | None) -> float | None:

@@ -22,6 +22,10 @@ from ctxbudget.errors import ConversionError, ProviderError, TraceError
 
 __all__ = ["Document", "Line", "Where", "converting", "read_document", "sub"]
 
+_TOO_DEEP = (
+    "JSON nested too deeply to read (arrays or objects inside each other past Python's "
+    "recursion limit); expected an agent log (JSON or JSONL)"
+)
 _INDEX = re.compile(r"(?:messages|input)\[(\d+)\]")
 
 Line = tuple[int | None, Any]
@@ -166,7 +170,11 @@ def read_document(path: Path) -> Document:
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise TraceError(f"not UTF-8 text ({exc.reason})", file=file) from exc
+        raise TraceError(
+            f"not UTF-8 text ({exc.reason} at byte {exc.start}); expected an agent log "
+            "(JSON or JSONL, UTF-8)",
+            file=file,
+        ) from exc
     except OSError as exc:
         raise TraceError(f"cannot read the file: {exc.strerror or exc}", file=file) from exc
     if text.startswith("\ufeff"):
@@ -175,6 +183,8 @@ def read_document(path: Path) -> Document:
         raise TraceError("the file is empty; expected an agent log (JSON or JSONL)", file=file)
     try:
         value = json.loads(text)
+    except RecursionError as exc:
+        raise TraceError(_TOO_DEEP, file=file) from exc
     except json.JSONDecodeError as exc:
         if exc.msg != "Extra data" and not path.name.endswith(".jsonl"):
             raise TraceError(f"invalid JSON: {exc.msg}", file=file, line=exc.lineno) from exc
@@ -193,6 +203,8 @@ def _read_lines(path: Path, text: str) -> Document:
             continue
         try:
             lines.append((n, json.loads(line)))
+        except RecursionError as exc:
+            raise TraceError(_TOO_DEEP, file=str(path), line=n) from exc
         except json.JSONDecodeError as exc:
             if n == len(raw) and lines:  # cut short: the writer has not finished this line
                 break

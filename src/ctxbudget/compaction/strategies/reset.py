@@ -6,6 +6,10 @@ it always stays verbatim, because a brief is a lossy copy of the task and the ta
 words are what the agent is judged against — and the latest ``keep_last`` units. Everything
 else goes, in whole units, replaced by one brief item: the summary sections plus the
 constraint lines of the system prompt and the task, quoted again so they are recent.
+Constraints come only from those two; tool output appears in the brief only as labelled
+quotes, and a model's sections are each quoted whole as a model-written summary
+(:func:`~ctxbudget.compaction.strategies.summarize.model_quote`), in the item and in the
+brief files alike.
 The brief is also returned so the manager can write it to files
 (:mod:`ctxbudget.compaction.handoff`).
 
@@ -21,16 +25,25 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ctxbudget.compaction.extractive import constraint_lines
-from ctxbudget.compaction.handoff import SECTIONS, HandoffBrief, brief_body, parse_sections
+from ctxbudget.compaction.handoff import (
+    CONSTRAINTS_HEADING,
+    NOTES,
+    SECTIONS,
+    HandoffBrief,
+    brief_body,
+    parse_sections,
+)
 from ctxbudget.compaction.strategies.base import CompactionInput, Proposal
 from ctxbudget.compaction.strategies.summarize import (
     candidate_units,
     derived_item,
     derived_span,
+    model_quote,
     paying_edit,
     recall_header,
     split_previous,
-    task_item,
+    task_text,
+    tool_names,
 )
 from ctxbudget.compaction.summarizers import (
     Summarizer,
@@ -73,14 +86,15 @@ class ResetConfig:
 
 
 def reinjected_constraints(view: CompactionInput, max_chars: int) -> tuple[str, ...]:
-    """Constraint lines of the system items and the task, verbatim, once, within ``max_chars``."""
+    """Constraint lines of the system items and the user's own first and latest message
+    (:func:`~ctxbudget.compaction.strategies.summarize.task_text`), verbatim, once, within
+    ``max_chars``; never of tool output or retrieved text."""
     sources = [
         item_text(i)
         for i in view.items
         if i.role in ("system", "developer") or i.component is Component.SYSTEM
     ]
-    task = task_item(view.items)
-    sources += [view.task, item_text(task) if task is not None else ""]
+    sources.append(task_text(view))
     found: dict[str, None] = {}
     for text in sources:
         for line in constraint_lines(text):
@@ -114,37 +128,54 @@ def propose_reset(
     budget = config.max_brief_tokens * 4
     constraints = reinjected_constraints(view, budget // 4)
     plain, previous = split_previous(removed)
-    task = task_item(view.items)
     request = SummaryRequest(
         items=plain,
-        task=view.task or (item_text(task) if task is not None else ""),
+        task=task_text(view),
         previous=previous,
         max_tokens=max((budget - sum(len(c) + 3 for c in constraints)) // 4, 50),
         sections=SECTIONS,
         covers=tuple(i.id for i in removed),
     )
     failure: str | None = None
+    summarizer = config.summarizer or extractive_summarizer
+    span = derived_span(removed)
     try:
-        text = run_summarizer(config.summarizer or extractive_summarizer, request, config.timeout)
+        text = run_summarizer(summarizer, request, config.timeout)
+        sections = parse_sections(text, SECTIONS)
+        if summarizer is not extractive_summarizer:
+            sections = _quoted_sections(sections, span, tool_names(removed))
     except SummarizerFailed as exc:
         if config.summarizer is None:
             return Proposal(failure=f"extractive summarizer failed: {exc}")
         failure = f"summarizer failed ({exc.reason}): {exc}; the brief used the extractive one"
-        text = extractive_summarizer(request)
+        sections = parse_sections(extractive_summarizer(request), SECTIONS)
     brief = HandoffBrief(
-        sections=parse_sections(text, SECTIONS),
+        sections=sections,
         constraints=constraints,
         covers=request.covers,
         session=session,
         turn=turn,
     )
-    span = derived_span(removed)
     header = recall_header("Handoff brief after a context reset, replacing", span)
     item = derived_item(f"brief~{removed[-1].id}", "brief", header, brief_body(brief), span)
     edit = paying_edit("reset", view, removed, item, "the handoff brief")
     if isinstance(edit, str):
         return Proposal(failure=edit)
     return Proposal(edits=(edit,), failure=failure, brief=brief)
+
+
+def _quoted_sections(
+    sections: dict[str, str], span: tuple[str, str, int], tools: tuple[str, ...]
+) -> dict[str, str]:
+    """A model's sections, each quoted whole; a section it titled like the re-injected
+    constraints joins its notes, since only the system prompt and the task give those."""
+    if CONSTRAINTS_HEADING in sections:
+        moved = sections.pop(CONSTRAINTS_HEADING)
+        sections[NOTES] = f"{sections.get(NOTES, '')}\n{moved}".strip()
+    return {
+        title: model_quote(text, span, tools) if text.strip() else text
+        for title, text in sections.items()
+    }
 
 
 def propose(config: ResetConfig, view: CompactionInput) -> tuple[Edit, ...]:
