@@ -7,8 +7,16 @@ recorded model call, then its items. Per backend:
 
 * append: each event written as its own transaction (what an acknowledged append costs),
   events per second; and each exchange written as one batch;
-* resume: ``ContextManager.open`` on the stored session (load + decode + replay of every append,
-  prepare and compaction), median of a few runs, with the load + decode share alone.
+* resume: ``ContextManager.open`` on the stored session (load + decode, the log loaded up to
+  its latest state snapshot, the events after it re-driven), median of a few runs, with the
+  load + decode share alone;
+* resume scaling: a scripted session of 145 and 1,000 prepares in SQLite, resumed from its
+  latest snapshot (new, median of 3) and by re-driving every prepare (old,
+  ``from_snapshot=False``, once), with the latest snapshot's size and all snapshots' size:
+  with a clock advancing 4 s per call (cache entries expire after 5 minutes, as they do),
+  with a frozen clock (no entry ever expires: the most cache state a session can hold), and
+  with 145 exchanges (292 items) whatever the prepares (isolates the number of prepares
+  from the number of items, which a resume reads and renders once).
 
 PostgreSQL and Redis run when ``CTXBUDGET_TEST_POSTGRES_URL`` / ``CTXBUDGET_TEST_REDIS_URL``
 name servers (``eval "$(scripts/services.sh start)"``); otherwise a skip line is printed.
@@ -26,6 +34,8 @@ import time
 import uuid
 from pathlib import Path
 
+from ctxbudget.billing.usage import Usage
+from ctxbudget.engine.resume import open_session
 from ctxbudget.manager import ContextManager
 from ctxbudget.session.log import Appended, Event
 from ctxbudget.store import decode_event, encode_event, open_store
@@ -137,6 +147,86 @@ def measure(name: str, url: str, events: tuple[Event, ...], runs: int) -> None:
     )
 
 
+STEP_SECONDS = 4.0
+"""The scaling sessions' clock: seconds per model call (cache entries live 5 minutes)."""
+
+
+class Clock:
+    """A clock that advances ``step`` seconds per reading (0: frozen, nothing expires)."""
+
+    def __init__(self, step: float) -> None:
+        self.step, self.now = step, 0.0
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+def scripted(url: str, prepares: int, exchanges: int, step: float) -> int:
+    """A session of ``exchanges`` agent steps (prepare, bill, one tool exchange) with
+    ``prepares`` prepares spread over them (more than one per step: retried calls); its
+    length in events."""
+    settings = {**SETTINGS, "clock": Clock(step)}
+    mgr = ContextManager.open("scaling", url, "gpt-4o", **settings)  # type: ignore[arg-type]
+    mgr.extend(
+        [{"role": "system", "content": "You are careful."}, {"role": "user", "content": "Go."}]
+    )
+    for n in range(exchanges):
+        for _ in range(prepares * (n + 1) // exchanges - prepares * n // exchanges):
+            mgr.prepare()
+            report = mgr.last_report
+            assert report is not None
+            mgr.observe_usage(Usage(input_tokens=report.input_tokens.tokens, output_tokens=20))
+        call = {"id": f"c{n}", "type": "function", "function": {"name": "sh", "arguments": "{}"}}
+        text = "\n".join(f"step {n} line {k}: value {k * n % 97}" for k in range(30))
+        with mgr.log.batch():
+            mgr.extend(
+                [
+                    {"role": "assistant", "content": None, "tool_calls": [call]},
+                    {"role": "tool", "tool_call_id": f"c{n}", "content": text},
+                ]
+            )
+    return len(mgr.log)
+
+
+def snapshot_bytes(url: str) -> tuple[int, int]:
+    """The latest snapshot's size and all snapshots' size in the stored log (bytes)."""
+    with open_store(url) as store:
+        sizes = [len(e.body.encode()) for e in store.load("scaling") if e.kind == "snapshot"]
+    return (sizes[-1] if sizes else 0), sum(sizes)
+
+
+def resume_scaling(tmp: Path, runs: int, sizes: tuple[int, ...]) -> None:
+    """Resume time against the number of prepares: from the latest snapshot and by full
+    replay, with an advancing and a frozen clock, and with a fixed number of items."""
+    cases = [
+        (f"{STEP_SECONDS:g} s/call", STEP_SECONDS, None),
+        ("frozen clock", 0.0, None),
+        (f"{STEP_SECONDS:g} s/call, {sizes[0]} steps", STEP_SECONDS, sizes[0]),
+    ]
+    for label, step, steps in cases:
+        for prepares in sizes:
+            url = f"sqlite:///{tmp / f'scaling-{uuid.uuid4().hex[:8]}.db'}"
+            events = scripted(url, prepares, steps or prepares, step)
+            latest, total = snapshot_bytes(url)
+            times = {}
+            for name, snapshot in (("new", True), ("old", False)):
+                samples = []
+                for _ in range(runs if snapshot else 1):
+                    started = time.perf_counter()
+                    settings = {**SETTINGS, "clock": Clock(step)}
+                    open_session(ContextManager, "scaling", url, from_snapshot=snapshot, **settings)
+                    samples.append(time.perf_counter() - started)
+                times[name] = statistics.median(samples)
+            items = (steps or prepares) * 2 + 2
+            print(
+                f"{'resume':>10}: {label:<22} {prepares:>5,} prepares, {items:>5,} "
+                f"items ({events:,} events): from snapshot {times['new'] * 1e3:,.0f} ms, full "
+                f"replay {times['old'] * 1e3:,.0f} ms; snapshot {latest / 1e3:,.1f} kB "
+                f"(all {total / 1e6:,.2f} MB)"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a 200-item prefix, one resume")
@@ -153,6 +243,7 @@ def main() -> None:
         f"({prepares:,} prepares logged; {len(events) - prepares:,} others)"
     )
     with tempfile.TemporaryDirectory() as tmp:
+        resume_scaling(Path(tmp), 1 if args.quick else 3, (20, 60) if args.quick else (145, 1_000))
         for name, url in backends(Path(tmp)):
             if url is None:
                 env = (

@@ -29,12 +29,16 @@ def test_migrations_from_a_blank_database(store_url: str) -> None:
         table = {"sqlite": migrations.SQLITE, "postgresql": migrations.POSTGRES}
         assert store.schema_version() == latest(table.get(store.backend, migrations.REDIS))
     with open_store(store_url) as again:  # reopening applies nothing twice
-        assert again.schema_version() == 2
+        assert again.schema_version() == 3
         if again.backend != "redis":
             rows = again.connection.execute(  # type: ignore[attr-defined]
                 f"SELECT version, name FROM {MIGRATIONS_TABLE} ORDER BY version"
             ).fetchall()
-            assert [tuple(r) for r in rows] == [(1, "session logs"), (2, "spend ledger")]
+            assert [tuple(r) for r in rows] == [
+                (1, "session logs"),
+                (2, "spend ledger"),
+                (3, "spend reservation expiry"),
+            ]
 
 
 def test_create_info_and_listing(store_url: str) -> None:

@@ -55,6 +55,7 @@ from ctxbudget.engine.request import (
 )
 from ctxbudget.engine.resume import open_session
 from ctxbudget.engine.settings import check_settings, model_spec
+from ctxbudget.engine.snapshot import Snapshots
 from ctxbudget.errors import UsageError
 from ctxbudget.render import RenderedCounter
 from ctxbudget.session.items import Item, ToolCallPart, ToolSpec
@@ -176,6 +177,7 @@ class ContextManager:
         self._clock = clock or time.monotonic
         self._tools_planned = False
         """The tool list changed on purpose since the last prepare (not a cache bust)."""
+        self._snapshots = Snapshots()  # state snapshots in the log: resume in constant time
 
     @classmethod
     def open(
@@ -315,6 +317,7 @@ class ContextManager:
         compactor, health = self._compactor, self._health
         started, wall = time.perf_counter(), time.time()
         now = self._clock()
+        self._snapshots.before_prepare(self)
         self.log.prepared(provider, now=now, input_limit=input_limit, options=options)
         compactor.turns += 1
         reinjected = health.reinject_constraints()
@@ -368,6 +371,7 @@ class ContextManager:
         predicted = predicted_usage(cache, counted.tokens)
         self._tools_planned = False
         compactor.sent = self.total()
+        self._snapshots.prepared(self, provider, options)
         paths = self._write_brief(outcome.brief) if outcome.brief is not None else ()
         records = (*compactor.pending, *outcome.records)
         compactor.pending = []

@@ -12,6 +12,12 @@ already holds. Every replayed event is checked against the stored one; a differe
 settings than the session was recorded with) is a ``StorageError``, never a silent fork.
 Then the manager's log writes through to the store: each later append is durable before
 it returns.
+
+A log with a :class:`~ctxbudget.session.log.Snapshot` (the manager writes one every few
+prepares, :mod:`~ctxbudget.engine.snapshot`) is loaded up to its latest one without
+re-driving it, the state restored from the snapshot, and only the events after it are
+re-driven: resuming no longer grows with the number of prepares. An older log without
+snapshots, or one of an unknown snapshot version, is replayed in full.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from ctxbudget.cache.fingerprint import CacheBustWarning
 from ctxbudget.compaction.strategies.base import Proposal
 from ctxbudget.compaction.strategies.summarize import is_summary, summary_body
 from ctxbudget.compaction.summarizers import Summarizer, SummaryRequest
+from ctxbudget.engine.snapshot import restore
 from ctxbudget.errors import ConfigError, ContextOverflow, StorageError, UsageError
 from ctxbudget.session.items import Item, ToolSpec
 from ctxbudget.session.log import (
@@ -38,6 +45,7 @@ from ctxbudget.session.log import (
     Observed,
     Prepared,
     SessionLog,
+    Snapshot,
     ToolsSet,
 )
 from ctxbudget.store.base import SessionStore, check_session_id
@@ -110,6 +118,8 @@ def open_session(
     session_id: str,
     store: SessionStore | str | None = None,
     model: str | ModelSpec | None = None,
+    *,
+    from_snapshot: bool = True,
     **settings: Any,
 ) -> M:
     """The session ``session_id`` of ``store``, resumed (or created empty), writing through.
@@ -119,6 +129,8 @@ def open_session(
     ``settings`` are ``ContextManager`` keyword arguments and must be those the session was
     recorded with (a different policy replays differently, which is refused). ``factory``
     builds the manager: ``factory(model, clock=..., summarizer=..., **settings)``.
+    ``from_snapshot``: start from the latest snapshot in the log (False: replay every event,
+    the way sessions were resumed before snapshots; for comparison).
     """
     check_session_id(session_id)
     if not isinstance(store, SessionStore):
@@ -140,7 +152,18 @@ def open_session(
     settings.setdefault("session_id", session_id)
     manager = factory(chosen, clock=clock, summarizer=summarizer, **settings)
     events = [decode_event(e) for e in store.load(session_id)]
-    replay(manager, events, clock=clock, summarizer=summarizer, session_id=session_id)
+    if summarizer is not None:
+        for event in events:
+            summarizer.remember(event)
+    start = restore(manager, events) if from_snapshot else 0
+    snapshots = getattr(manager, "_snapshots", None)
+    if snapshots is not None:
+        snapshots.enabled = False  # the stored log holds the snapshots it has
+    try:
+        replay(manager, events[start:], clock=clock, summarizer=summarizer, session_id=session_id)
+    finally:
+        if snapshots is not None:
+            snapshots.enabled = True
     if summarizer is not None:
         summarizer.recorded = None
     sink = StoreSink(store, session_id)
@@ -196,6 +219,11 @@ def _drive(manager: Replayable, event: Event, clock: _ReplayClock | None) -> Non
             clock.queue.clear()
     elif isinstance(event, Observed):
         manager.observe_usage(event.usage)
+    elif isinstance(event, Snapshot):
+        manager.log.snapshot(event.version, event.state)
+        snapshots = getattr(manager, "_snapshots", None)
+        if snapshots is not None:
+            snapshots.written()
 
 
 def _check(manager: Replayable, stored: Event, session_id: str) -> None:
@@ -223,4 +251,6 @@ def _describe(event: Event | None) -> str:
         return f"{len(event.tools)} tool schemas"
     if isinstance(event, Prepared):
         return f"a {event.provider} request prepared"
+    if isinstance(event, Snapshot):
+        return "a state snapshot"
     return "billed usage"

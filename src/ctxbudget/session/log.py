@@ -33,6 +33,7 @@ __all__ = [
     "Prepared",
     "SessionLog",
     "Sink",
+    "Snapshot",
     "ToolsSet",
 ]
 
@@ -129,7 +130,21 @@ class Observed:
     usage: Usage
 
 
-Event: TypeAlias = Appended | Compacted | ToolsSet | Prepared | Observed
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The manager's derived state here, so a resume need not re-drive earlier prepares.
+
+    Written by :mod:`ctxbudget.engine.snapshot`; ``state`` is plain JSON in the format of
+    ``version`` (an unknown version is ignored: the session resumes by full replay)."""
+
+    seq: int
+    version: int
+    """Format of ``state``."""
+    state: Mapping[str, Any]
+    """The state (JSON values)."""
+
+
+Event: TypeAlias = Appended | Compacted | ToolsSet | Prepared | Observed | Snapshot
 
 Sink: TypeAlias = Callable[[Sequence[Event]], None]
 """Receives new events (consecutive ``seq``) and makes them durable, or raises."""
@@ -240,6 +255,12 @@ class SessionLog:
     def observed(self, usage: Usage) -> Observed:
         """Record the billed usage of the last prepared request."""
         event = Observed(len(self._events), usage)
+        self._record(event, ())
+        return event
+
+    def snapshot(self, version: int, state: Mapping[str, Any]) -> Snapshot:
+        """Record the manager's derived state (see :class:`Snapshot`)."""
+        event = Snapshot(len(self._events), version, state)
         self._record(event, ())
         return event
 

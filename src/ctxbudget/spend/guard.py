@@ -8,6 +8,7 @@ billed, priced the same way (:func:`~ctxbudget.billing.cost.price`).
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -19,7 +20,7 @@ from ctxbudget.billing.cost import price
 from ctxbudget.billing.usage import Usage
 from ctxbudget.budget.models import ModelSpec, Prices
 from ctxbudget.errors import ConfigError, UsageError
-from ctxbudget.spend.ledger import Reservation, SpendLedger, Switch
+from ctxbudget.spend.ledger import RESERVATION_TTL, Reservation, SpendLedger, Switch
 from ctxbudget.spend.model import Tags, from_nanos, to_nanos
 
 if TYPE_CHECKING:
@@ -62,7 +63,12 @@ def projected_cost(
 
 
 class SpendGuard:
-    """Reserves each call's projected cost in a ledger and settles it with the bill."""
+    """Reserves each call's projected cost in a ledger and settles it with the bill.
+
+    A reservation never settled nor released (its worker died) stops counting against the
+    limits ``reservation_ttl`` seconds (default 10 minutes) after ``clock()`` read when it
+    was made: the next reserve by any worker releases it (see ``ctxbudget.spend.ledger``).
+    """
 
     def __init__(
         self,
@@ -70,11 +76,20 @@ class SpendGuard:
         tags: Tags,
         *,
         clock: Callable[[], float] = time.time,
+        reservation_ttl: float = RESERVATION_TTL,
     ) -> None:
         tags.scopes()  # validates
+        if not (math.isfinite(reservation_ttl) and reservation_ttl > 0):
+            raise ConfigError(
+                f"reservation_ttl must be a positive number of seconds, got {reservation_ttl!r}"
+            )
         self.ledger = ledger
         self.tags = tags
         self.clock = clock
+        """Seconds (wall clock by default) that date reservations and their expiry."""
+        self.reservation_ttl = reservation_ttl
+        """Seconds a reservation counts if never settled or released (a crashed worker's):
+        longer than the longest call. A late settle still records the billed spend."""
 
     def reserve(
         self, manager: ContextManager, *, max_output_tokens: int | None = None
@@ -90,7 +105,12 @@ class SpendGuard:
     def reserve_amount(self, usd: Decimal, tokens: int, *, model: str) -> Reservation | Switch:
         """Reserve ``usd`` (rounded up to a nano-dollar) and ``tokens`` for one call."""
         result = self.ledger.reserve(
-            self.tags, nanos=to_nanos(usd, up=True), tokens=tokens, model=model, now=self.clock()
+            self.tags,
+            nanos=to_nanos(usd, up=True),
+            tokens=tokens,
+            model=model,
+            now=self.clock(),
+            ttl=self.reservation_ttl,
         )
         if isinstance(result, Reservation):
             for crossing in result.warnings:

@@ -8,6 +8,18 @@ and per month). After the call, :meth:`SpendLedger.settle` moves the reservation
 their calls would fail: the sum of what is spent and reserved never crosses a ``refuse``
 limit. What a crossing means is decided here (pure functions); backends only make the
 read-check-write atomic.
+
+A reservation expires ``ttl`` seconds after it was made (default :data:`RESERVATION_TTL`,
+10 minutes; on the guard: ``SpendGuard(reservation_ttl=...)``), on the clock of the
+``now`` the caller passes: a worker that died between reserve and settle cannot hold a
+budget for ever. Every reserve first releases the expired reservations (their amounts
+leave ``reserved`` in every bucket; the reservation's state becomes ``expired``), in the
+same atomic step as its own check, so the check already counts without them;
+:meth:`SpendLedger.expire` does only that (e.g. before showing the totals). A reservation
+settled after it expired is still settled: the billed amount is added to ``spent`` (the
+call did cost it) and ``reserved``, released already, is left alone, so a late settle can
+take spend past a ``refuse`` limit; releasing an expired reservation changes no tally.
+Make ``ttl`` longer than the longest call, streaming and retries included.
 """
 
 from __future__ import annotations
@@ -21,6 +33,8 @@ from ctxbudget.errors import BudgetExceeded
 from ctxbudget.spend.model import Limit, Period, Tags, bucket_of, from_nanos
 
 __all__ = [
+    "MAX_SWEEP",
+    "RESERVATION_TTL",
     "Bucket",
     "Crossing",
     "Reservation",
@@ -31,6 +45,11 @@ __all__ = [
     "plan",
     "refusal",
 ]
+
+RESERVATION_TTL = 600.0
+"""Seconds an unsettled reservation counts against the limits (see the module docstring)."""
+MAX_SWEEP = 64
+"""Expired reservations one reserve releases at most (the rest go with the next ones)."""
 
 TRACKED: tuple[Period, ...] = ("day", "month")
 """Periods every call is tallied in, limited or not (so ``spend show`` has figures)."""
@@ -140,6 +159,8 @@ class Reservation:
     """Where it is tallied."""
     warnings: tuple[Crossing, ...] = ()
     """``warn`` limits the call crosses (it goes ahead)."""
+    expires: float | None = None
+    """When (the reserving clock's seconds) it stops counting if never settled."""
 
     @property
     def usd(self) -> Decimal:
@@ -246,17 +267,32 @@ class SpendLedger(ABC):
 
     @abstractmethod
     def reserve(
-        self, tags: Tags, *, nanos: int, tokens: int, model: str, now: float
+        self,
+        tags: Tags,
+        *,
+        nanos: int,
+        tokens: int,
+        model: str,
+        now: float,
+        ttl: float = RESERVATION_TTL,
     ) -> Reservation | Switch:
-        """Check every applicable limit and reserve, atomically; raises BudgetExceeded."""
+        """Release the reservations expired at ``now``, then check every applicable limit
+        and reserve until ``now + ttl``, atomically; raises BudgetExceeded."""
+
+    @abstractmethod
+    def expire(self, now: float) -> int:
+        """Release the reservations expired at ``now`` (what every reserve does first);
+        how many."""
 
     @abstractmethod
     def settle(self, reservation_id: str, *, nanos: int, tokens: int) -> None:
-        """Replace a reservation with the billed amount (nano-dollars, tokens)."""
+        """Replace a reservation with the billed amount (nano-dollars, tokens); an expired
+        one only adds the billed amount (its reservation was released already)."""
 
     @abstractmethod
     def release(self, reservation_id: str) -> None:
-        """Drop a reservation whose call never happened (or failed unbilled)."""
+        """Drop a reservation whose call never happened (or failed unbilled); an expired
+        one is marked released, no tally changes."""
 
     @abstractmethod
     def totals(self) -> dict[Bucket, Totals]:

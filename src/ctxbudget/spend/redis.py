@@ -6,6 +6,12 @@ apply to, tests every limit and, only if none blocks, adds the reservation to ev
 the call counts in, all in one step the server runs alone: no other worker's reservation
 can slip between the check and the write. Which limits apply is decided in Python (the
 same :func:`~ctxbudget.spend.ledger.plan` as SQL); the script only does arithmetic.
+
+A reservation's hash holds its ``expires`` time, and a sorted set lists the open ones by
+it. Before a reserve, the expired candidates are read from the set (with their buckets, so
+the script declares every key it touches); the reserve script releases each one still
+``reserved`` and expired, then checks and reserves, in the same atomic step. A refused
+call keeps the sweep (a script has no rollback; the sweep is right on its own).
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from typing import Any, cast
 
 from ctxbudget.errors import UsageError
 from ctxbudget.spend.ledger import (
+    MAX_SWEEP,
+    RESERVATION_TTL,
     Bucket,
     Crossing,
     Reservation,
@@ -31,15 +39,53 @@ from ctxbudget.store.redis import RedisStore
 
 __all__ = ["RedisLedger"]
 
-_RESERVE = """
+_SWEEP = """
+-- (0 - x, not -x: Lua's -0 reaches Redis as "-0", which HINCRBY refuses)
+local function sweep(first_key, first_arg, m, now, zset, wall)
+  local pos = first_key + m
+  local released = 0
+  for j = 0, m - 1 do
+    local rkey = KEYS[first_key + j]
+    local k = tonumber(ARGV[first_arg + 2 * j + 1])
+    local v = redis.call('HMGET', rkey, 'state', 'expires', 'nanos', 'tokens')
+    local expires = tonumber(v[2])
+    local due = expires ~= nil and expires <= now
+    if v[1] == 'reserved' and due then
+      for q = 0, k - 1 do
+        redis.call('HINCRBY', KEYS[pos + q], 'reserved_nanos', 0 - tonumber(v[3]))
+        redis.call('HINCRBY', KEYS[pos + q], 'reserved_tokens', 0 - tonumber(v[4]))
+      end
+      redis.call('HSET', rkey, 'state', 'expired', 'settled', wall)
+      released = released + 1
+    end
+    if v[1] ~= 'reserved' or due then
+      redis.call('ZREM', zset, ARGV[first_arg + 2 * j])
+    end
+    pos = pos + k
+  end
+  return released
+end
+"""
+"""Release the expired reservations among the candidates passed: KEYS from ``first_key``:
+their hashes, then their buckets' keys; ARGV from ``first_arg``: (id, bucket count) per
+candidate. Each is checked again here (still ``reserved``, expired at ``now``)."""
+
+_RESERVE = (
+    _SWEEP
+    + """
 local nanos = tonumber(ARGV[1])
 local tokens = tonumber(ARGV[2])
 local checks = tonumber(ARGV[3])
-local buckets = #KEYS - 2
+local buckets = tonumber(ARGV[4])
+local now = tonumber(ARGV[5])
+local m = tonumber(ARGV[7])
+local first = 8 + checks * 4
+local zset = KEYS[buckets + 3]
+sweep(buckets + 4, first + buckets + 4, m, now, zset, ARGV[first + buckets + 1])
 local out = {1}
 local block = false
 for i = 0, checks - 1 do
-  local base = 4 + i * 4
+  local base = 8 + i * 4
   local b = tonumber(ARGV[base])
   local ucap = tonumber(ARGV[base + 1])
   local tcap = tonumber(ARGV[base + 2])
@@ -63,7 +109,6 @@ if block then
   out[1] = 0
   return out
 end
-local first = 4 + checks * 4
 for b = 1, buckets do
   redis.call('HINCRBY', KEYS[b], 'reserved_nanos', nanos)
   redis.call('HINCRBY', KEYS[b], 'reserved_tokens', tokens)
@@ -71,19 +116,31 @@ for b = 1, buckets do
 end
 redis.call('HSET', KEYS[buckets + 2], 'state', 'reserved', 'nanos', nanos, 'tokens', tokens,
            'model', ARGV[first + buckets], 'created', ARGV[first + buckets + 1],
-           'buckets', ARGV[first + buckets + 2])
+           'buckets', ARGV[first + buckets + 2], 'expires', ARGV[6])
+redis.call('ZADD', zset, ARGV[6], ARGV[first + buckets + 3])
 return out
 """
+)
+
+_EXPIRE = (
+    _SWEEP
+    + """
+return sweep(2, 3, tonumber(ARGV[1]), tonumber(ARGV[2]), KEYS[1], ARGV[3 + 2 * tonumber(ARGV[1])])
+"""
+)
 
 _CLOSE = """
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return {-1, ''} end
-if state ~= 'reserved' then return {-2, state} end
+if state ~= 'reserved' and state ~= 'expired' then return {-2, state} end
+local held = state == 'reserved'  -- an expired one gave its reservation back already
 local nanos = tonumber(redis.call('HGET', KEYS[1], 'nanos'))
 local tokens = tonumber(redis.call('HGET', KEYS[1], 'tokens'))
-for b = 2, #KEYS do
-  redis.call('HINCRBY', KEYS[b], 'reserved_nanos', -nanos)
-  redis.call('HINCRBY', KEYS[b], 'reserved_tokens', -tokens)
+for b = 3, #KEYS do
+  if held then
+    redis.call('HINCRBY', KEYS[b], 'reserved_nanos', 0 - nanos)
+    redis.call('HINCRBY', KEYS[b], 'reserved_tokens', 0 - tokens)
+  end
   if ARGV[1] == 'settled' then
     redis.call('HINCRBY', KEYS[b], 'spent_nanos', ARGV[2])
     redis.call('HINCRBY', KEYS[b], 'spent_tokens', ARGV[3])
@@ -92,6 +149,7 @@ for b = 2, #KEYS do
 end
 redis.call('HSET', KEYS[1], 'state', ARGV[1], 'billed_nanos', ARGV[2], 'billed_tokens', ARGV[3],
            'settled', ARGV[4])
+redis.call('ZREM', KEYS[2], ARGV[5])
 return {1, ARGV[1]}
 """
 
@@ -103,7 +161,10 @@ class RedisLedger(SpendLedger):
         self.store = store
         client = store.client
         self._reserve = client.register_script(_RESERVE)
+        self._expire = client.register_script(_EXPIRE)
         self._closing = client.register_script(_CLOSE)
+        self._expiring = store.key("spend", "expiring")
+        """Sorted set: reservations not settled nor released yet, by expiry time."""
 
     def _bucket_key(self, bucket: Bucket) -> str:
         return self.store.key("spend", "b", bucket.id)
@@ -154,11 +215,20 @@ class RedisLedger(SpendLedger):
         return sorted(found, key=lambda x: (x.scope, x.key, x.period))
 
     def reserve(
-        self, tags: Tags, *, nanos: int, tokens: int, model: str, now: float
+        self,
+        tags: Tags,
+        *,
+        nanos: int,
+        tokens: int,
+        model: str,
+        now: float,
+        ttl: float = RESERVATION_TTL,
     ) -> Reservation | Switch:
         buckets, checks = plan(tags, self.limits(), now)
         index = {b: n + 1 for n, b in enumerate(buckets)}
-        args: list[Any] = [nanos, tokens, len(checks)]
+        swept_keys, swept_args = self._candidates(now)
+        args: list[Any] = [nanos, tokens, len(checks), len(buckets), repr(now)]
+        args += [repr(now + ttl), len(swept_args) // 2]
         for check in checks:
             args += [
                 index[check.bucket] if check.bucket is not None else 0,
@@ -168,9 +238,11 @@ class RedisLedger(SpendLedger):
             ]
         reservation_id = uuid.uuid4().hex
         args += [b.id for b in buckets]
-        args += [model, repr(time.time()), json.dumps([b.id for b in buckets])]
+        args += [model, repr(time.time()), json.dumps([b.id for b in buckets]), reservation_id]
+        args += swept_args
         keys = [self._bucket_key(b) for b in buckets]
         keys += [self.store.key("spend", "buckets"), self._reservation_key(reservation_id)]
+        keys += [self._expiring, *swept_keys]
         with self.store.translated("reserve"):
             out = [int(x) for x in self._reserve(keys=keys, args=args)]
         found = []
@@ -200,7 +272,38 @@ class RedisLedger(SpendLedger):
             model=model,
             buckets=tuple(buckets),
             warnings=tuple(found),
+            expires=now + ttl,
         )
+
+    def expire(self, now: float) -> int:
+        keys, args = self._candidates(now)
+        with self.store.translated("expire"):
+            released = self._expire(
+                keys=[self._expiring, *keys],
+                args=[len(args) // 2, repr(now), *args, repr(time.time())],
+            )
+        return int(released)
+
+    def _candidates(self, now: float) -> tuple[list[str], list[Any]]:
+        """Reservations expired at ``now`` by the sorted set (at most :data:`MAX_SWEEP`),
+        for a script that checks each again: their hash keys then their buckets' keys,
+        and (id, bucket count) each."""
+        with self.store.translated("read"):
+            ids = cast(
+                list[str],
+                self.store.client.zrangebyscore(self._expiring, "-inf", now, 0, MAX_SWEEP),
+            )
+            pipe = self.store.client.pipeline(transaction=False)
+            for reservation_id in ids:
+                pipe.hget(self._reservation_key(reservation_id), "buckets")
+            listed = pipe.execute() if ids else []
+        keys = [self._reservation_key(r) for r in ids]
+        args: list[Any] = []
+        for reservation_id, text in zip(ids, listed, strict=True):
+            held = [Bucket.from_id(b) for b in json.loads(text)] if text else []
+            keys += [self._bucket_key(b) for b in held]
+            args += [reservation_id, len(held)]
+        return keys, args
 
     def settle(self, reservation_id: str, *, nanos: int, tokens: int) -> None:
         self._close(reservation_id, "settled", nanos, tokens)
@@ -213,9 +316,10 @@ class RedisLedger(SpendLedger):
         with self.store.translated("read"):
             listed = cast(str | None, self.store.client.hget(key, "buckets"))
         buckets = [Bucket.from_id(b) for b in json.loads(listed)] if listed else []
-        keys = [key, *(self._bucket_key(b) for b in buckets)]
+        keys = [key, self._expiring, *(self._bucket_key(b) for b in buckets)]
+        args = [state, nanos, tokens, repr(time.time()), reservation_id]
         with self.store.translated("settle"):
-            status, was = self._closing(keys=keys, args=[state, nanos, tokens, repr(time.time())])
+            status, was = self._closing(keys=keys, args=args)
         if int(status) == -1:
             raise UsageError(f"no spend reservation {reservation_id!r} in {self.store.url}")
         if int(status) == -2:

@@ -5,18 +5,26 @@ database's writer lock before anything is read; PostgreSQL locks the call's buck
 with ``SELECT ... FOR UPDATE`` in one sorted order (so two workers cannot deadlock each
 other), and retries the rare deadlock or serialization failure. Either way the check and
 the write see the same totals: no read-modify-write race.
+
+Expired reservations (``expires <= now``, state ``reserved``) are released by each reserve
+in its transaction: their rows are taken (PostgreSQL: ``FOR UPDATE SKIP LOCKED``, so two
+workers never wait for each other's sweep), and their buckets are locked together with the
+call's, in the one sorted order. A refused call still commits the sweep.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from ctxbudget.errors import StorageError, UsageError
+from ctxbudget.errors import BudgetExceeded, StorageError, UsageError
 from ctxbudget.spend.ledger import (
+    MAX_SWEEP,
+    RESERVATION_TTL,
     Bucket,
     Reservation,
     SpendLedger,
@@ -124,17 +132,23 @@ class SqlLedger(SpendLedger):
     # -- reserve / settle -----------------------------------------------------------------
 
     def reserve(
-        self, tags: Tags, *, nanos: int, tokens: int, model: str, now: float
+        self,
+        tags: Tags,
+        *,
+        nanos: int,
+        tokens: int,
+        model: str,
+        now: float,
+        ttl: float = RESERVATION_TTL,
     ) -> Reservation | Switch:
-        def work(conn: Any) -> Reservation | Switch:
+        def work(conn: Any) -> Reservation | Switch | BudgetExceeded:
+            expired = self._expired(conn, now)
             buckets, checks = plan(tags, self._limits(conn), now)
-            totals = {b: self._lock_bucket(conn, b) for b in buckets}
+            totals = self._sweep(conn, expired, buckets)
             found = crossings(checks, totals, nanos, tokens)
             stop = refusal(found, checks)
-            if isinstance(stop, Switch):
-                return stop
             if stop is not None:
-                raise stop
+                return stop  # raised after the commit: the sweep stays
             for bucket in buckets:
                 self._add(conn, bucket, reserved=(nanos, tokens))
             reservation = Reservation(
@@ -144,11 +158,13 @@ class SqlLedger(SpendLedger):
                 model=model,
                 buckets=tuple(buckets),
                 warnings=tuple(found),
+                expires=now + ttl,
             )
             conn.execute(
                 self._q(
                     "INSERT INTO ctxbudget_spend_reservations (id, created, state, model, buckets, "
-                    "reserved_nanos, reserved_tokens) VALUES (?, ?, 'reserved', ?, ?, ?, ?)"
+                    "reserved_nanos, reserved_tokens, expires) "
+                    "VALUES (?, ?, 'reserved', ?, ?, ?, ?, ?)"
                 ),
                 (
                     reservation.id,
@@ -157,11 +173,67 @@ class SqlLedger(SpendLedger):
                     json.dumps([b.id for b in buckets]),
                     nanos,
                     tokens,
+                    now + ttl,
                 ),
             )
             return reservation
 
+        result = self._run(work)
+        if isinstance(result, BudgetExceeded):
+            raise result
+        return result
+
+    def expire(self, now: float) -> int:
+        def work(conn: Any) -> int:
+            expired = self._expired(conn, now)
+            self._sweep(conn, expired, ())
+            return len(expired)
+
         return self._run(work)
+
+    def _expired(self, conn: Any, now: float) -> list[tuple[str, int, int, list[Bucket]]]:
+        """The reservations expired at ``now`` (at most :data:`MAX_SWEEP`, oldest first),
+        their rows locked: id, nano-dollars, tokens, buckets."""
+        lock = " FOR UPDATE SKIP LOCKED" if self._pg else ""
+        rows = conn.execute(
+            self._q(
+                "SELECT id, reserved_nanos, reserved_tokens, buckets "
+                "FROM ctxbudget_spend_reservations WHERE state = 'reserved' AND expires <= ? "
+                f"ORDER BY expires, id LIMIT {MAX_SWEEP}{lock}"
+            ),
+            (now,),
+        ).fetchall()
+        return [
+            (str(r[0]), int(r[1]), int(r[2]), [Bucket.from_id(b) for b in json.loads(r[3])])
+            for r in rows
+        ]
+
+    def _sweep(
+        self,
+        conn: Any,
+        expired: Sequence[tuple[str, int, int, list[Bucket]]],
+        buckets: Sequence[Bucket],
+    ) -> dict[Bucket, Totals]:
+        """Lock ``buckets`` and those of the ``expired`` reservations (one sorted order),
+        release the expired ones; the totals of every bucket locked, after that."""
+        every = sorted({*buckets, *(b for row in expired for b in row[3])})
+        totals = {b: self._lock_bucket(conn, b) for b in every}
+        for reservation_id, nanos, tokens, held in expired:
+            for bucket in held:
+                self._add(conn, bucket, reserved=(-nanos, -tokens))
+                totals[bucket] = dataclasses.replace(
+                    totals[bucket],
+                    reserved_nanos=totals[bucket].reserved_nanos - nanos,
+                    reserved_tokens=totals[bucket].reserved_tokens - tokens,
+                )
+            conn.execute(
+                self._q(
+                    "UPDATE ctxbudget_spend_reservations SET state = 'expired', settled = ? "
+                    "WHERE id = ?"
+                ),
+                (time.time(), reservation_id),
+            )
+        return totals
 
     def settle(self, reservation_id: str, *, nanos: int, tokens: int) -> None:
         self._close(reservation_id, "settled", billed=(nanos, tokens))
@@ -181,15 +253,16 @@ class SqlLedger(SpendLedger):
             ).fetchone()
             if row is None:
                 raise UsageError(f"no spend reservation {reservation_id!r} in {self.store.url}")
-            if row[0] != "reserved":
+            if row[0] not in ("reserved", "expired"):
                 raise UsageError(
                     f"spend reservation {reservation_id!r} is already {row[0]}; settle or "
                     "release each reservation once"
                 )
+            held = (int(row[1]), int(row[2])) if row[0] == "reserved" else (0, 0)
             for text in sorted(json.loads(row[3])):
                 bucket = Bucket.from_id(text)
                 self._lock_bucket(conn, bucket)
-                self._add(conn, bucket, reserved=(-int(row[1]), -int(row[2])), spent=billed)
+                self._add(conn, bucket, reserved=(-held[0], -held[1]), spent=billed)
             conn.execute(
                 self._q(
                     "UPDATE ctxbudget_spend_reservations SET state = ?, billed_nanos = ?, "

@@ -27,12 +27,13 @@ from ctxbudget.session.log import (
     Event,
     Observed,
     Prepared,
+    Snapshot,
     ToolsSet,
 )
 
 __all__ = ["EventKind", "StoredEvent", "decode_event", "encode_event"]
 
-EventKind: TypeAlias = Literal["appended", "compacted", "tools", "prepared", "observed"]
+EventKind: TypeAlias = Literal["appended", "compacted", "tools", "prepared", "observed", "snapshot"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -79,6 +80,8 @@ def _payload(event: Event) -> tuple[EventKind, dict[str, Any]]:
             "input_limit": event.input_limit,
             "options": dict(event.options),
         }
+    if isinstance(event, Snapshot):
+        return "snapshot", {"version": event.version, "state": dict(event.state)}
     return "observed", {"usage": _usage_to_dict(event.usage)}
 
 
@@ -95,6 +98,8 @@ def _event(seq: int, kind: str, data: Mapping[str, Any]) -> Event:
         )
     if kind == "observed":
         return Observed(seq, Usage(**data["usage"]))
+    if kind == "snapshot":
+        return Snapshot(seq, int(data["version"]), data["state"])
     raise ValueError(f"unknown event kind {kind!r}")
 
 

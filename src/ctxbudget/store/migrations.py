@@ -83,17 +83,30 @@ def _spend(real: str, big: str) -> tuple[str, ...]:
     )
 
 
+def _expiry(real: str) -> tuple[str, ...]:
+    # reservations held before this step (no expiry yet) get the 10-minute default
+    return (
+        f"ALTER TABLE ctxbudget_spend_reservations ADD COLUMN expires {real}",
+        "UPDATE ctxbudget_spend_reservations SET expires = created + 600 WHERE state = 'reserved'",
+        "CREATE INDEX ctxbudget_spend_reservations_expiry "
+        "ON ctxbudget_spend_reservations (state, expires)",
+    )
+
+
 SQLITE: tuple[Migration, ...] = (
     Migration(version=1, name="session logs", statements=_sessions("REAL", "INTEGER")),
     Migration(version=2, name="spend ledger", statements=_spend("REAL", "INTEGER")),
+    Migration(version=3, name="spend reservation expiry", statements=_expiry("REAL")),
 )
 POSTGRES: tuple[Migration, ...] = (
     Migration(version=1, name="session logs", statements=_sessions("DOUBLE PRECISION", "BIGINT")),
     Migration(version=2, name="spend ledger", statements=_spend("DOUBLE PRECISION", "BIGINT")),
+    Migration(version=3, name="spend reservation expiry", statements=_expiry("DOUBLE PRECISION")),
 )
 REDIS: tuple[Migration, ...] = (
     Migration(version=1, name="session logs", statements=()),
     Migration(version=2, name="spend ledger", statements=()),
+    Migration(version=3, name="spend reservation expiry", statements=()),
 )
 
 
