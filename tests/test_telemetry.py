@@ -312,6 +312,10 @@ def test_an_alert_never_flaps_inside_its_hysteresis_band(values: list[float]) ->
     for fired, resolved in zip(alerts[::2], alerts[1::2], strict=False):
         assert fired.value >= 0.85
         assert resolved.value < 0.80
+        assert fired.message.startswith("context at")
+        assert resolved.message == (
+            f"resolved: utilization_85 is back at {resolved.value:.0%} (alert threshold 85%)"
+        )
 
 
 def test_pruning_frequency_alert_waits_for_the_window_and_needs_more_than_the_share() -> None:

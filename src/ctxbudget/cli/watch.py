@@ -7,7 +7,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Annotated, Any
+from typing import IO, Annotated
 
 import typer
 from rich.live import Live
@@ -15,6 +15,7 @@ from rich.live import Live
 from ctxbudget.cli import app
 from ctxbudget.cli._output import console, print_json
 from ctxbudget.errors import UsageError
+from ctxbudget.telemetry.alerts import resolved_message
 from ctxbudget.telemetry.dashboard import Dashboard
 
 __all__ = ["watch"]
@@ -73,9 +74,9 @@ def watch(
 
 
 def _restate(line: str) -> str:
-    """A resolved alert keeps the text it fired with ("cache served 12% ... (< 50%)"),
-    which reads as firing: give it a message that says it is resolved and where the value
-    is now. Any other line is returned as it is."""
+    """A resolved alert as logs of earlier versions wrote it keeps the text it fired with
+    ("cache served 12% ... (< 50%)"), which reads as firing: give it the message this
+    version writes (where the value is now). Any other line is returned as it is."""
     try:
         event = json.loads(line)
     except json.JSONDecodeError:
@@ -84,18 +85,10 @@ def _restate(line: str) -> str:
         return line
     if event.get("state") != "resolved":
         return line
-    name, value, threshold = event.get("name"), event.get("value"), event.get("threshold")
-    now = _figure(str(name), value)
-    event["message"] = (
-        f"resolved: {name} is back at {now} (alert threshold {_figure(str(name), threshold)})"
+    event["message"] = resolved_message(
+        str(event.get("name")), event.get("value"), event.get("threshold")
     )
     return json.dumps(event)
-
-
-def _figure(name: str, value: Any) -> str:
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        return "n/a"
-    return f"${value:.4f}" if name == "session_cost" else f"{value:.0%}"
 
 
 def _plain(line: str, only: str | None) -> str | None:

@@ -19,7 +19,7 @@ from typing import Any, Literal
 from ctxbudget.errors import ConfigError
 from ctxbudget.telemetry.record import CallMetrics, cache_hit_share
 
-__all__ = ["Alert", "AlertMonitor", "AlertRules", "AlertSink", "Level"]
+__all__ = ["Alert", "AlertMonitor", "AlertRules", "AlertSink", "Level", "resolved_message"]
 
 Level = Literal["info", "warning", "critical"]
 _LEVELS: tuple[Level, ...] = ("info", "warning", "critical")
@@ -157,7 +157,11 @@ class AlertMonitor:
                 state="resolved" if firing else "firing",
                 value=reading.value,
                 threshold=reading.threshold,
-                message=reading.message(),
+                message=(
+                    resolved_message(reading.name, reading.value, reading.threshold)
+                    if firing
+                    else reading.message()
+                ),
                 session_id=latest.session_id,
                 turn=latest.turn,
             )
@@ -243,6 +247,20 @@ def _readings(
             )
         )
     return out
+
+
+def resolved_message(name: str, value: object, threshold: object) -> str:
+    """The text of an alert that stopped firing: where the value is now (a firing alert's
+    text states the breach, which would read as still firing)."""
+    return f"resolved: {name} is back at {_figure(name, value)} (alert threshold " + (
+        f"{_figure(name, threshold)})"
+    )
+
+
+def _figure(name: str, value: object) -> str:
+    if not isinstance(value, int | float | Decimal) or isinstance(value, bool):
+        return "n/a"
+    return f"${value:.4f}" if name == "session_cost" else f"{value:.0%}"
 
 
 def _utilization_message(latest: CallMetrics, share: float) -> str:
