@@ -16,7 +16,6 @@ import statistics
 import subprocess
 import sys
 import time
-from importlib import resources
 from typing import Any
 
 import pytest
@@ -24,7 +23,7 @@ import pytest
 from ctxbudget.budget.accounting import Accountant
 from ctxbudget.budget.models import resolve_model
 from ctxbudget.convert.openai_chat import from_openai_chat, from_openai_chat_tools
-from ctxbudget.demo import DemoSession, demo_session
+from ctxbudget.demo import DemoSession, _package_sources, demo_session
 from ctxbudget.errors import UsageError
 from ctxbudget.session.exchanges import find_orphans
 from ctxbudget.session.items import item_text
@@ -57,9 +56,8 @@ def steps(session: DemoSession) -> list[tuple[int, str, list[Call]]]:
 
 
 def package_text(path: str) -> str:
-    """A package file as installed (``src/ctxbudget/x.py`` → ``x.py``)."""
-    relative = path.removeprefix("src/ctxbudget/")
-    return resources.files("ctxbudget").joinpath(relative).read_text(encoding="utf-8")
+    """A file of the frozen sources the agent works in (``src/ctxbudget/x.py`` → ``x.py``)."""
+    return _package_sources()[path.removeprefix("src/ctxbudget/")]
 
 
 def test_same_session_every_time() -> None:

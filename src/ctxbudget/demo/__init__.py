@@ -1,20 +1,22 @@
-"""A deterministic demo agent session, built from ctxbudget's own source tree.
+"""A deterministic demo agent session, built from a frozen copy of ctxbudget's source tree.
 
 Beside ``traces`` and ``integrations``: imports only ``errors`` and the standard library.
 
 The main job needs a long, real-looking session with no API key and no network: it is the
 default input of the CLI's demo and replays. This module scripts a coding agent fixing a
-bug in the installed ``ctxbudget`` package, call by call, the way SWE-style agents work:
+bug in ctxbudget's own sources (a copy frozen at one revision, ``data/sources.json.xz``,
+so the session moves only when that copy is frozen again), call by call, the way
+SWE-style agents work:
 it orients (lists, greps), reproduces the failure, reads the files on the traceback,
 chases a failure that turns out to be the sandbox's, tries a wrong fix and reverts it,
 fixes the root cause, audits the package for the same pattern, verifies and sums up.
 
 What the agent reads is real: listings, grep hits, whole files and numbered regions come
-from the package's sources, so their sizes are realistic (a few reads are 5-20K tokens,
+from those sources, so their sizes are realistic (a few reads are 5-20K tokens,
 most outputs are small). What cannot run offline (pytest, linters, the network) is
 scripted, but names only real files, lines and functions. The agent's words reuse what it
 saw: mostly the last results, sometimes results from many calls before. No randomness:
-the same package version always yields the same session, byte for byte. The story lives
+the same frozen copy always yields the same session, byte for byte. The story lives
 in private modules: ``_source`` (the files, grep, reads, diffs), ``_pytest``
 (scripted test reports), ``_agent`` (state and tools), ``_script`` (the bug
 fix) and ``_audit`` (the elastic middle).
@@ -23,10 +25,9 @@ fix) and ``_audit`` (the elastic middle).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import lzma
 from dataclasses import dataclass
 from importlib import resources
-from importlib.abc import Traversable
 from typing import Any
 
 from ctxbudget.demo._script import Story
@@ -128,27 +129,15 @@ class DemoSession:
         return sum(1 for m in self.messages if m["role"] == "assistant")
 
 
-def _source_files(root: Traversable, prefix: str = "") -> Iterator[tuple[str, Traversable]]:
-    """Every ``.py`` file under ``root``, sorted by path, so the order never varies."""
-    for entry in sorted(root.iterdir(), key=lambda e: e.name):
-        if entry.name.startswith((".", "__pycache__")):
-            continue
-        path = f"{prefix}{entry.name}"
-        if entry.is_dir():
-            yield from _source_files(entry, f"{path}/")
-        elif entry.name.endswith(".py") and not _scripting(path):
-            yield path, entry
-
-
-def _scripting(path: str) -> bool:
-    """The demo's own modules: the agent's repository is the rest of the package."""
-    return path.startswith("demo/")
+_SOURCES = "sources.json.xz"
+"""ctxbudget's sources at one revision (``scripts/freeze_demo_sources.py`` writes it)."""
 
 
 def _package_sources() -> dict[str, str]:
-    """The installed package's ``.py`` files: package-relative path → text."""
-    root = resources.files("ctxbudget")
-    return {path: entry.read_text(encoding="utf-8") for path, entry in _source_files(root)}
+    """The repository the agent works in: package-relative path → text, as frozen."""
+    data = resources.files("ctxbudget.demo").joinpath("data", _SOURCES).read_bytes()
+    files: dict[str, str] = json.loads(lzma.decompress(data))["files"]
+    return files
 
 
 def demo_session(turns: int = 150, *, sources: dict[str, str] | None = None) -> DemoSession:
@@ -156,7 +145,7 @@ def demo_session(turns: int = 150, *, sources: dict[str, str] | None = None) -> 
 
     The last call is the agent's final summary (from 2 calls up); every earlier call has a
     thought and one to three tool calls, each answered before the next call. ``sources``
-    replaces the installed package's files (for tests). Deterministic: the same sources
+    replaces the frozen files (for tests). Deterministic: the same sources
     give the same messages, byte for byte.
     """
     if isinstance(turns, bool) or not isinstance(turns, int) or turns < 1:

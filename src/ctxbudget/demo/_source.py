@@ -2,9 +2,9 @@
 an agent would get from them.
 
 Everything an agent *reads* (listings, grep hits, whole files, numbered regions, diffs) is
-computed from the installed ``ctxbudget`` sources. What cannot be run offline (pytest,
-linters, the network) is scripted, but names only real files, lines and functions. Pure
-and deterministic; edits change this in-memory copy, never the package.
+computed from ctxbudget's sources (the frozen copy ``data/sources.json.xz``). What cannot
+be run offline (pytest, linters, the network) is scripted, but names only real files,
+lines and functions. Pure and deterministic; edits change this in-memory copy only.
 """
 
 from __future__ import annotations
