@@ -10,7 +10,7 @@ every 30 s, so entries never expire mid-session. Policies:
 * ``none-nocache``: the full history, no cache;
 * ``none``: the full history, cached;
 * ``mask-last-10``: observation masking of all but the last 10 turns, every call;
-* ``ctxbudget``: the default ContextManager (policy ``agent``, cost-aware).
+* ``ctxbudget``: the default ContextManager (the default policy, ``digest``).
 
 Input cost is uncached input + cache reads + cache writes (what context management
 controls; output is the same for every policy in a replay). Retention: of the references
@@ -20,12 +20,14 @@ estimate for Anthropic, the same estimate for every policy).
 
 Goals (issue 4): ctxbudget never costs more than ``none`` on any session; its input cost
 is at least 35% below ``none`` in total; retention >= 97%.
-Run: ``python bench/bench_cache_economics.py [--quick]``.
+Run: ``python bench/bench_cache_economics.py [--quick] [--json PATH]`` (``--json`` writes
+the figures for ``bench/figures.py``; they are deterministic).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 import warnings
@@ -134,25 +136,58 @@ def _renderer(provider: str, model: str) -> Callable[[Sequence[Item]], dict[str,
     return lambda view: chat.render(view, model=model)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="3 sessions per trace folder")
-    args = parser.parse_args()
-    warnings.simplefilter("ignore", CacheBustWarning)  # busts are planned here
-    if not TRACES.is_dir():
-        print("no traces: ../shared/traces is absent; nothing to measure")
-        return
+def _select(quick: bool) -> list[tuple[str, Session]]:
+    """(folder, session) of every session with 2+ calls; 3 per folder with ``quick``."""
     sessions: list[tuple[str, Session]] = []
     per_folder: dict[str, int] = {}
     for session in load_sessions(TRACES):
         folder = Path(session.source).parent.name
-        if args.quick and per_folder.get(folder, 0) >= 3:
+        if quick and per_folder.get(folder, 0) >= 3:
             continue
         if len(session.calls) < 2:
             continue
         per_folder[folder] = per_folder.get(folder, 0) + 1
         sessions.append((folder, session))
-    print(f"{len(sessions)} sessions from {len(per_folder)} trace folders")
+    return sessions
+
+
+def _figures(
+    totals: dict[str, Totals], by_folder: dict[str, dict[str, Decimal]], skipped: int
+) -> dict[str, Any]:
+    """One model's figures for ``--json`` (deterministic: no timings)."""
+    none = totals["none"].cost or Decimal(1)
+    return {
+        "skipped": skipped,
+        "policies": {
+            policy: {
+                "cost": round(float(t.cost), 6),
+                "vs_none": round(float(t.cost / none), 6),
+                "retention": t.retention.share,
+                "peak": t.peak,
+                "compactions": t.compactions,
+                "worse_than_none": t.worse_than_none,
+            }
+            for policy, t in totals.items()
+        },
+        "folders": {
+            folder: round(float(costs["ctxbudget"] / (costs["none"] or Decimal(1))), 6)
+            for folder, costs in sorted(by_folder.items())
+        },
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="3 sessions per trace folder")
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    args = parser.parse_args()
+    warnings.simplefilter("ignore", CacheBustWarning)  # busts are planned here
+    if not TRACES.is_dir():
+        print("no traces: ../shared/traces is absent; nothing to measure")
+        return
+    sessions = _select(args.quick)
+    print(f"{len(sessions)} sessions from {len({f for f, _ in sessions})} trace folders")
+    figures: dict[str, Any] = {"sessions": len(sessions), "models": {}}
     for model, provider in MODELS:
         spec = resolve_model(model)
         started = time.perf_counter()
@@ -195,6 +230,7 @@ def main() -> None:
                 f"{(share if share is not None else 1.0):>10.1%} {t.peak:>9,}"
                 f"{t.compactions:>13}{t.worse_than_none:>8}"
             )
+        figures["models"][model] = _figures(totals, by_folder, skipped)
         print("per trace folder, input $ (ctxbudget / none):")
         for folder, costs in sorted(by_folder.items()):
             ratio = costs["ctxbudget"] / (costs["none"] or Decimal(1))
@@ -202,6 +238,8 @@ def main() -> None:
                 f"  {folder:<32} none {costs['none']:>8.2f}  "
                 f"ctxbudget {costs['ctxbudget']:>8.2f}  {float(ratio):.2f}x"
             )
+    if args.json is not None:
+        args.json.write_text(json.dumps({"exact": figures}, indent=1) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ What it measures, on every mini-swe-agent session in ../shared/traces (gpt-4o, o
 * ctxbudget equal copy: counting items rebuilt from their dict form (content-hash hit).
 
 Goals (issue 2): append within 1.2x of raw tiktoken; a second count costs nothing
-measurable next to tokenizing. Run: ``python bench/bench_counting.py [--quick]``.
+measurable next to tokenizing. Run: ``python bench/bench_counting.py [--quick] [--json PATH]``
+(``--json`` writes the figures for ``bench/figures.py``).
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ def best_of(repeats: int, run: Callable[[], object]) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 sessions per folder, 1 run")
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args()
     if not TRACES.is_dir():
         print(f"skipped: {TRACES} not found (real agent logs live beside the project root)")
@@ -125,6 +127,23 @@ def main() -> int:
         f"({'met' if ratio <= 1.2 else 'NOT met'})"
     )
     print(f"goal: second count negligible -> {t_again / t_raw:.4f}x of tokenizing")
+    if args.json is not None:
+        figures = {
+            "exact": {
+                "sessions": len(sessions),
+                "messages": messages,
+                "raw_tokens": raw_tokens,
+                "ledger_tokens": counted,
+                "repeats": repeats,
+            },
+            "timed": {
+                "raw_s": t_raw,
+                "append_s": t_append,
+                "again_s": t_again,
+                "copy_s": t_copy,
+            },
+        }
+        args.json.write_text(json.dumps(figures, indent=1) + "\n", encoding="utf-8")
     return 0
 
 

@@ -18,7 +18,8 @@ The trace holds no tool schemas: by default they are inferred at run time from t
 the trace (tool names, argument names and JSON types; no descriptions), which understates
 the real schemas' size, so schema savings here are a lower bound. ``--tools FILE`` uses a
 real OpenAI ``tools`` list instead. Anthropic figures use the same OpenAI-format schemas.
-Nothing from the traces is written anywhere. Run: ``python bench/bench_scoping.py [--quick]``.
+Nothing from the traces is written anywhere. Run: ``python bench/bench_scoping.py [--quick]
+[--json PATH]`` (``--json`` writes the figures, deterministic, for ``bench/figures.py``).
 """
 
 from __future__ import annotations
@@ -218,6 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="20 sessions, OpenAI only")
     parser.add_argument("--tools", type=Path, help="a real OpenAI tools JSON list to use")
     parser.add_argument("--sessions", type=int, default=None, help="how many sessions")
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
     if not TRACES.is_dir():
         print(f"skipped: {TRACES} is absent (real tau-bench traces needed)")
@@ -232,6 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         tools = infer_tools(load_sessions(TRACES))
         source = "schemas inferred from the trace's calls (no descriptions): a lower bound"
     models = MODELS[:1] if args.quick else MODELS
+    figures: dict[str, Any] = {"sessions": len(sessions), "tools": len(tools), "models": {}}
     print(
         f"tau-bench airline: {len(sessions)} sessions (longest first), {len(tools)} tools; {source}"
     )
@@ -244,6 +247,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\n{model} ({provider}), {results['full'].calls} calls, "
               f"{time.perf_counter() - started:.1f} s")  # fmt: skip
         _print(results, provider)
+        figures["models"][model] = {
+            mode: {
+                name: float(value) if isinstance(value, Decimal) else value
+                for name, value in vars(t).items()
+            }
+            for mode, t in results.items()
+        }
+    if args.json is not None:
+        args.json.write_text(json.dumps({"exact": figures}, indent=1) + "\n", encoding="utf-8")
     return 0
 
 

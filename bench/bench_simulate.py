@@ -14,15 +14,21 @@ Goals for the default policy, in total over the long sessions (20+ calls), on bo
 sheets: input cost <= 0.60x none and <= 0.09x none-nocache (recalls included); reference
 retention >= 97% and line retention >= 95%; no session costlier than none; sum of peaks
 <= 0.5x none's; on the demo session, retention >= 90%.
-Run: ``python bench/bench_simulate.py [--quick] [--anthropic NAME] [--openai NAME]``.
+Run: ``python bench/bench_simulate.py [--quick] [--anthropic NAME] [--openai NAME]
+[--json PATH] [--demo-only]`` (``--json`` writes the figures for ``bench/figures.py``; they
+are deterministic; the demo session's are recorded apart with ``--demo-only``, since they
+move with any change of the package's sources, and ``demo_figures()`` recomputes them for
+``tests/test_figures.py``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from ctxbudget.budget.models import ModelSpec, resolve_model
 from ctxbudget.cli._sources import demo_as_session
@@ -79,7 +85,34 @@ def _report(sim: Simulation, title: str, elapsed: float) -> None:
         print(f"output (equal for every policy): ${sim.output_cost:.2f}")
 
 
-def _run(sessions: list[Session], spec: ModelSpec, quick: bool) -> None:
+def _totals(sim: Simulation) -> dict[str, Any]:
+    """Each policy's totals over ``sim``'s sessions, for ``--json``."""
+    out: dict[str, Any] = {
+        "sessions": len(sim.sessions),
+        "calls": sum(s.calls for s in sim.sessions),
+    }
+    totals = sim.totals()
+    none_peak = max(totals["none"].peak_sum, 1)
+    for name, t in totals.items():
+        out[name] = {
+            "cost": round(float(t.input_cost or 0), 6),
+            "vs_none": _round(sim.ratio(name, "none")),
+            "vs_nocache": _round(sim.ratio(name, "none-nocache")),
+            "retention": _round(t.retention.share),
+            "line_retention": _round(t.retention.line_share),
+            "peak_vs_none": round(t.peak_sum / none_peak, 6),
+            "recalls": t.recalls,
+            "recall_cost": round(float(t.recall_cost), 6),
+            "worse_than_none": t.worse_than_none,
+        }
+    return out
+
+
+def _round(value: float | Decimal | None) -> float | None:
+    return None if value is None else round(float(value), 6)
+
+
+def _run(sessions: list[Session], spec: ModelSpec, quick: bool) -> dict[str, Any]:
     exact = spec.provider == "openai"
     sim = Simulation(model=spec.name, provider=spec.provider, exact=exact, policies=POLICIES)
     started = time.perf_counter()
@@ -123,23 +156,57 @@ def _run(sessions: list[Session], spec: ModelSpec, quick: bool) -> None:
     ]
     for name, ratio in sorted(worse, key=lambda w: -w[1])[: 5 if quick else 10]:
         print(f"  costlier than none: {name} ({ratio:.3f}x)")
+    return {
+        "model": spec.name,
+        "all": _totals(sim),
+        "long": _totals(long),
+        "formats": {
+            fmt: round(float(row[OWN_POLICY] / (row["none"] or Decimal(1))), 6)
+            for fmt, row in sorted(by_format.items())
+        },
+    }
 
 
-def _demo(spec: ModelSpec) -> None:
-    demo = demo_as_session()
-    started = time.perf_counter()
-    result = simulate_session(demo, ("none", OWN_POLICY, "ctxbudget:agent"), spec)
-    elapsed = time.perf_counter() - started
-    print(f"\ndemo session ({result.calls} calls, {spec.name}, {elapsed:.1f} s):")
+DEMO_POLICIES = ("none", OWN_POLICY, "ctxbudget:agent")
+
+
+def demo_figures(spec: ModelSpec | None = None) -> dict[str, Any]:
+    """The demo session's figures (deterministic for a given source tree), per policy."""
+    spec = spec or resolve_model("claude-sonnet-4-5")
+    result = simulate_session(demo_as_session(), DEMO_POLICIES, spec)
     none_cost = result.runs["none"].input_cost or Decimal(1)
-    for name, run in result.runs.items():
+    return {
+        "model": spec.name,
+        "calls": result.calls,
+        "window": spec.context_window,
+        **{
+            name: {
+                "cost": round(float(run.input_cost or 0), 6),
+                "vs_none": round(float((run.input_cost or 0) / none_cost), 6),
+                "retention": _round(run.retention.share),
+                "line_retention": _round(run.retention.line_share),
+                "peak": run.peak,
+                "recalls": run.recalls,
+            }
+            for name, run in result.runs.items()
+        },
+    }
+
+
+def _demo(spec: ModelSpec) -> dict[str, Any]:
+    started = time.perf_counter()
+    figures = demo_figures(spec)
+    elapsed = time.perf_counter() - started
+    print(f"\ndemo session ({figures['calls']} calls, {spec.name}, {elapsed:.1f} s):")
+    for name in DEMO_POLICIES:
+        run = figures[name]
         print(
-            f"  {name:<18} input ${float(run.input_cost or 0):.2f} "
-            f"({float((run.input_cost or 0) / none_cost):.3f}x none), retention "
-            f"{_pct(run.retention.share)}, line retention {_pct(run.retention.line_share)}, "
-            f"peak {run.peak:,}, recalls {run.recalls}"
+            f"  {name:<18} input ${run['cost']:.2f} ({run['vs_none']:.3f}x none), retention "
+            f"{_pct(run['retention'])}, line retention {_pct(run['line_retention'])}, "
+            f"peak {run['peak']:,}, recalls {run['recalls']}"
         )
-    print(_goal("demo retention", result.runs[OWN_POLICY].retention.share, 0.90, at_most=False))
+    print(_goal("demo retention", figures[OWN_POLICY]["retention"], 0.90, at_most=False))
+    return figures
 
 
 def main() -> None:
@@ -147,16 +214,27 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="2 sessions per trace folder")
     parser.add_argument("--anthropic", default="claude-sonnet-4-5", help="Anthropic price sheet")
     parser.add_argument("--openai", default="gpt-5", help="OpenAI price sheet")
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    parser.add_argument("--demo-only", action="store_true", help="only the demo session")
     args = parser.parse_args()
+    if args.demo_only:  # no traces needed
+        demo = _demo(resolve_model(args.anthropic))
+        if args.json is not None:
+            args.json.write_text(json.dumps({"exact": demo}, indent=1) + "\n", encoding="utf-8")
+        return
     if not TRACES.is_dir():
         print("no traces: ../shared/traces is absent; nothing to measure")
         return
     started = time.perf_counter()
     sessions = _sessions(args.quick)
     print(f"imported {len(sessions)} sessions in {time.perf_counter() - started:.1f} s")
-    for name in (args.anthropic, args.openai):
-        _run(sessions, resolve_model(name), args.quick)
-    _demo(resolve_model(args.anthropic))
+    sheets = [
+        _run(sessions, resolve_model(name), args.quick) for name in (args.anthropic, args.openai)
+    ]
+    _demo(resolve_model(args.anthropic))  # recorded apart: --demo-only
+    if args.json is not None:
+        figures = {"exact": {"sheets": sheets}}
+        args.json.write_text(json.dumps(figures, indent=1) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -16,12 +16,14 @@ OpenTelemetry (in-memory reader).
 
 Goal (issue 6): metrics collection adds under 5% to prepare() latency (median of the
 per-step paired differences over the median ``off`` latency).
-Run: ``python bench/bench_telemetry.py [--quick]``.
+Run: ``python bench/bench_telemetry.py [--quick] [--json PATH]`` (``--json`` writes the
+figures for ``bench/figures.py``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import statistics
 import sys
@@ -107,6 +109,7 @@ def exporters(mgr: ContextManager, log_path: Path) -> Callable[[], None]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer iterations")
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args()
     if not TRACES.is_dir():
         print(f"skipped: {TRACES} not found (real agent logs live beside the project root)")
@@ -126,10 +129,14 @@ def main() -> int:
             rows["on + exporters"] = alternate(mgr, steps)
         finally:
             close()
+    timed: dict[str, float] = {}
     for name, (off, on) in rows.items():
         pairs = [b - a for a, b in zip(off, on, strict=False)]
         base = statistics.median(off)
         overhead = statistics.median(pairs) / base
+        key = "exporters" if "exporters" in name else "collection"
+        timed[f"{key}_overhead"] = overhead
+        timed[f"{key}_off_p50_ms"] = base * 1e3
         print(
             f"{name:>15}: prepare p50 off {base * 1e3:.3f} ms, on {statistics.median(on) * 1e3:.3f}"
             f" ms; p90 off {statistics.quantiles(off, n=10)[-1] * 1e3:.3f} ms, on "
@@ -139,6 +146,9 @@ def main() -> int:
         if name == "on":
             verdict = "met" if overhead < 0.05 else "NOT met"
             print(f"{'':>15}  -> goal: collection adds < 5% to prepare(): {verdict}")
+    if args.json is not None:
+        figures = {"exact": {"messages": len(messages), "steps": steps}, "timed": timed}
+        args.json.write_text(json.dumps(figures, indent=1) + "\n", encoding="utf-8")
     return 0
 
 

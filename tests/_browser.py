@@ -1,9 +1,11 @@
 """Headless Chromium for the report tests and ``scripts/screenshot_report.py``.
 
-Uses the system Chromium (``/usr/bin/chromium``, or the path in ``CTXBUDGET_CHROMIUM``)
-driven by Python Playwright, whose package bundles its driver: no browser is ever
-downloaded (never run ``playwright install`` for these tests). When either is missing,
-:func:`unavailable_reason` says which, and the tests skip with that reason.
+Uses the system Chromium (the path in ``CTXBUDGET_CHROMIUM``, else the first of
+``chromium``, ``chromium-browser``, ``google-chrome``, ``google-chrome-stable`` on ``PATH``,
+else ``/usr/bin/chromium``) driven by Python Playwright, whose package bundles its driver:
+no browser is ever downloaded (never run ``playwright install`` for these tests). When
+either is missing, :func:`unavailable_reason` says which, and the tests skip with that
+reason (fail under CI: ``_require.unavailable``).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import base64
 import importlib.util
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +31,8 @@ __all__ = [
 ]
 
 DEFAULT_CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+"""Executable names looked up on ``PATH``, in this order."""
 
 #: Quiet, offline, sandbox-free (containers) Chromium; launch() implies a fresh profile.
 CHROMIUM_ARGS = [
@@ -42,8 +47,16 @@ CHROMIUM_ARGS = [
 
 
 def chromium_path() -> Path:
-    """Where Chromium is expected: ``$CTXBUDGET_CHROMIUM`` or ``/usr/bin/chromium``."""
-    return Path(os.environ.get("CTXBUDGET_CHROMIUM") or DEFAULT_CHROMIUM)
+    """Where Chromium is: ``$CTXBUDGET_CHROMIUM``, else the first of :data:`CHROMIUM_NAMES`
+    on ``PATH``, else ``/usr/bin/chromium`` (which may not exist)."""
+    configured = os.environ.get("CTXBUDGET_CHROMIUM")
+    if configured:
+        return Path(configured)
+    for name in CHROMIUM_NAMES:
+        found = shutil.which(name)
+        if found:
+            return Path(found)
+    return Path(DEFAULT_CHROMIUM)
 
 
 def unavailable_reason() -> str | None:
@@ -52,7 +65,12 @@ def unavailable_reason() -> str | None:
         return "Python Playwright is not installed (pip install playwright; no browser download)"
     path = chromium_path()
     if not (path.is_file() and os.access(path, os.X_OK)):
-        return f"no Chromium at {path} (apt-get install chromium, or set CTXBUDGET_CHROMIUM)"
+        if os.environ.get("CTXBUDGET_CHROMIUM"):
+            return f"CTXBUDGET_CHROMIUM={path} is not an executable file"
+        return (
+            f"no Chromium: none of {', '.join(CHROMIUM_NAMES)} on PATH and nothing at {path} "
+            "(apt-get install chromium, or set CTXBUDGET_CHROMIUM)"
+        )
     return None
 
 

@@ -21,8 +21,11 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("langchain.agents.middleware")
-pytest.importorskip("langchain_openai")
+from _require import require_module  # skips, or fails under CI, before the imports below
+
+# ruff: noqa: E402
+require_module("langchain.agents.middleware", "langchain")
+require_module("langchain_openai", "test")
 
 from langchain.agents import create_agent
 from langchain.agents.middleware import ModelRequest, ModelResponse

@@ -121,15 +121,18 @@ def test_every_prepared_request_fits_pairs_and_keeps_originals(
         appended += mgr.extend(messages, pinned=pin)
         if pin:
             pinned_texts.append(messages[0]["content"])
+        for item in appended:  # every original so far, before and after any overflow
+            assert mgr.recall(item.id) == item
         try:
             body = mgr.prepare(provider)  # type: ignore[arg-type]
         except ContextOverflow:
-            # only allowed when what must stay verbatim cannot fit
+            # only allowed when what must stay verbatim cannot fit; the session goes on
+            # (later turns are appended and must stay recallable too)
             must = sum(
                 independent.count_item(i).tokens for i in mgr.view if i.pinned or i.role == "system"
             )
             assert must + 400 > mgr.accountant.ledger.allocation.usable
-            return
+            continue
         fmt = "openai_chat" if provider == "openai" else "anthropic"
         request = read_request(body, format=fmt)
         counted = independent.count_request(request.items, request.tools)
@@ -145,5 +148,5 @@ def test_every_prepared_request_fits_pairs_and_keeps_originals(
         rendered = json.dumps(body, ensure_ascii=False)
         for pinned in pinned_texts:
             assert json.dumps(pinned, ensure_ascii=False)[1:-1] in rendered
-    for item in appended:
+    for item in appended:  # and at the end, after the last prepare
         assert mgr.recall(item.id) == item

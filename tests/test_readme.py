@@ -30,3 +30,14 @@ def test_readme_example_runs(index: int) -> None:
         quoted = re.match(r'"([^"]*)"', comment)
         want = quoted.group(1) if quoted else comment.strip()
         assert want in printed, (want, printed)
+
+
+def test_ci_runs_the_readme_commands() -> None:
+    """.ci/run runs the README's test command verbatim, and the main command's program."""
+    text = README.read_text(encoding="utf-8")
+    commands = re.findall(r"```bash\n(python3 -m venv .*?)\n```", text)
+    assert len(commands) == 2, commands  # the main job, the tests
+    ci = (README.parent / ".ci" / "run").read_text(encoding="utf-8")
+    assert commands[1] in ci.splitlines()
+    assert "ctxbudget simulate" in commands[0]
+    assert '/.venv/bin/ctxbudget" simulate' in ci

@@ -2,7 +2,8 @@
 
 The browser tests open the written file in the system Chromium through Playwright and
 compare what was drawn (SVG marks, their positions, the tables) with the data. They skip
-with the reason from ``tests/_browser.py`` when Playwright or Chromium is missing.
+with the reason from ``tests/_browser.py`` when Playwright or Chromium is missing (and
+fail under CI: ``tests/_require.py``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 import pytest
 
 from _browser import count_colours, launch, unavailable_reason
+from _require import unavailable
 from ctxbudget.errors import ConversionError, UsageError
 from ctxbudget.report import render_html, write_html
 
@@ -324,7 +326,7 @@ def test_assets_are_package_data() -> None:
 def browser() -> Iterator[Any]:
     reason = unavailable_reason()
     if reason is not None:
-        pytest.skip(reason)
+        unavailable(reason)
     with launch() as b:
         yield b
 

@@ -15,12 +15,14 @@ from typing import Any, ClassVar
 
 import pytest
 
+from _require import require_module  # skips, or fails under CI, before the imports below
 from ctxbudget import ContextManager, Usage
 from ctxbudget.telemetry import AlertRules, JsonLogSink, WebhookSink, json_lines_handler
 from test_manager import agent, exchange, output
 
-pytest.importorskip("opentelemetry.sdk", reason="needs the otel extra")
-pytest.importorskip("prometheus_client", reason="needs the prometheus extra")
+# ruff: noqa: E402
+require_module("opentelemetry.sdk", "otel")
+require_module("prometheus_client", "prometheus")
 
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
