@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from typing import Any
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -191,11 +192,13 @@ def writer_main() -> None:
     resume_step(mgr, total, ack=True)
 
 
-def spend_worker(url: str, worker: int, start_at: float, now: float) -> list[int]:
+def spend_worker(url: str, worker: int, start: Any, now: float) -> list[int]:
     """One of many processes spending against one team budget until it is refused.
 
-    Each call reserves a random projection, is "billed" between 40% and 100% of it, and
-    settles; returns the billed nano-dollars of every settled call.
+    ``start``: a barrier every worker waits at once connected, so all start at once however
+    slowly the machine spawns them. Each call reserves a random projection, is "billed"
+    between 40% and 100% of it, and settles; returns the billed nano-dollars of every
+    settled call.
     """
     import random
     import time
@@ -208,7 +211,8 @@ def spend_worker(url: str, worker: int, start_at: float, now: float) -> list[int
     guard = SpendGuard(open_ledger(url), Tags(team="fleet", agent=f"w{worker}"), clock=lambda: now)
     billed: list[int] = []
     refusals = 0
-    time.sleep(max(start_at - time.time(), 0))  # every worker starts at once
+    guard.ledger.totals()  # connected
+    start.wait(timeout=120)  # every worker starts at once
     while refusals < 3:
         projected = Decimal(rng.randint(5_000, 40_000)) / Decimal(1_000_000)  # $0.005-0.04
         try:

@@ -208,6 +208,90 @@ def test_model_option_says_what_the_log_named(
     assert "gpt-4.1 (log says acme-model-1)" in out
 
 
+def _log_switching_models(home: Path, later: str) -> Path:
+    """The Claude Code log, its calls from the third on answered by ``later``."""
+    log = _claude_code_log(home)
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    for line in lines:
+        if line["type"] == "assistant" and line["uuid"] in ("a2", "a3", "a9"):
+            line["message"]["model"] = later
+    log.write_text("\n".join(json.dumps(line) for line in lines) + "\n", encoding="utf-8")
+    return log
+
+
+def test_a_model_the_price_data_knows_is_priced_as_itself(
+    capsys: pytest.CaptureFixture[str], no_user_logs: Path
+) -> None:
+    log = _log_with_model(no_user_logs, "claude-opus-5-5")
+    code, out, err = run(capsys, "analyze", str(log), "--json")
+    assert code == 0, err
+    session = json.loads(out)["per_session"][0]
+    assert (session["model"], session["priced"]) == ("claude-opus-5-5", True)
+    assert session["computed_cost_usd"] > 0
+    assert "no prices" not in err
+    code, out, err = run(capsys, "simulate", str(log), "--policy", "none", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["model"] == "claude-opus-5-5"
+    assert data["context_window"] == 1_000_000  # the price data's window
+    assert data["model_sources"]["max_output_tokens"] == "family default (estimate)"
+    assert data["priced_as"] == "priced as claude-opus-5-5"
+    code, out, err = run(capsys, "simulate", str(log), "--policy", "none")
+    assert code == 0, err
+    assert "max output 64,000 (family default (estimate))" in out
+
+
+def test_a_session_that_switches_models_is_priced_per_call(
+    capsys: pytest.CaptureFixture[str], no_user_logs: Path
+) -> None:
+    log = _log_switching_models(no_user_logs, "claude-haiku-4-5")
+    code, out, err = run(capsys, "analyze", str(log), "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["models"] == {"claude-sonnet-4-5": 2, "claude-haiku-4-5": 3}
+    session = data["per_session"][0]
+    assert session["log_models"] == ["claude-sonnet-4-5", "claude-haiku-4-5"]
+    code, sonnet, err = run(capsys, "analyze", str(log), "--model", "claude-sonnet-4-5", "--json")
+    assert code == 0, err
+    as_sonnet = json.loads(sonnet)["per_session"][0]
+    assert as_sonnet["computed_cost_usd"] > session["computed_cost_usd"]  # haiku is cheaper
+    code, out, err = run(capsys, "analyze", str(log))
+    assert code == 0, err
+    assert "claude-sonnet-4-5 ×2" in out
+    assert "claude-haiku-4-5 ×3" in out
+    assert "each call is priced as its own model" in out
+    code, out, err = run(capsys, "simulate", str(log), "--policy", "none", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["models"] == {"claude-haiku-4-5": 3, "claude-sonnet-4-5": 2}
+    assert data["priced_as"].startswith("priced per call as claude-haiku-4-5 ×3")
+    code, out, err = run(
+        capsys, "simulate", str(log), "--policy", "none", "--model", "gpt-4.1", "--json"
+    )
+    assert code == 0, err
+    assert json.loads(out)["priced_as"] == (
+        "priced as gpt-4.1 (logs say claude-haiku-4-5, claude-sonnet-4-5)"
+    )
+
+
+def test_simulate_leaves_a_model_nobody_knows_unpriced(
+    capsys: pytest.CaptureFixture[str], no_user_logs: Path
+) -> None:
+    log = _log_with_model(no_user_logs, "acme-model-1")
+    code, out, err = run(capsys, "simulate", str(log), "--policy", "none", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["model"] == "acme-model-1"
+    assert data["totals"]["none"]["input_cost_usd"] is None
+    assert data["unpriced_models"] == ["acme-model-1"]
+    assert data["context_window"] is None  # nobody knows its window: no over-window verdict
+    for text in ("acme-model-1", "--price", "--model NAME"):
+        assert text in err
+    code, out, err = run(capsys, "simulate", str(log), "--policy", "none")
+    assert code == 0, err
+    assert "claude-sonnet-4-5" not in out  # never priced as another model
+
+
 @pytest.mark.parametrize("value", ["input", "3,x", "1,2,3,4,5", "input=3,15", "bogus=1"])
 def test_bad_price_is_one_line(
     value: str, capsys: pytest.CaptureFixture[str], no_user_logs: Path

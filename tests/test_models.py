@@ -1,4 +1,5 @@
-"""Model registry: profile matching, genai-prices data, explicit settings, errors."""
+"""Model registry: profile matching, genai-prices data, family defaults, sources of each
+figure, explicit settings, errors, the catalog of every known model."""
 
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -6,13 +7,23 @@ from decimal import Decimal
 import pytest
 from genai_prices import data_snapshot
 
+from ctxbudget.budget.catalog import known_models
 from ctxbudget.budget.models import (
+    FAMILY_DEFAULT,
+    GIVEN,
+    PRICE_DATA,
     PROFILES,
+    REGISTRY,
+    UNKNOWN,
+    FigureSources,
     ModelSpec,
     Prices,
+    encoding_for_model,
+    family_for_model,
     known_model_names,
     list_models,
     resolve_model,
+    tokenizer_for_model,
 )
 from ctxbudget.errors import ConfigError, UnknownModelError
 
@@ -147,14 +158,131 @@ def test_unknown_model_suggests_close_names() -> None:
         resolve_model("my-llama", context_window=8192)  # output limit still unknown
 
 
-def test_model_known_only_to_genai_prices_needs_an_output_limit() -> None:
-    with pytest.raises(UnknownModelError):
-        resolve_model("gpt-5.5", at=AT)
-    spec = resolve_model("gpt-5.5", max_output_tokens=128_000, at=AT)
+def test_model_known_only_to_genai_prices_takes_family_defaults() -> None:
+    spec = resolve_model("gpt-5.5", at=AT)
     assert spec.context_window == 1_000_000  # from genai-prices
-    assert spec.tokenizer == "o200k_base"  # the provider's default
+    assert spec.max_output_tokens == 128_000  # the gpt-5 family default
+    assert spec.sources.max_output_tokens == FAMILY_DEFAULT
+    assert spec.tokenizer == "o200k_base"
     assert spec.prices is not None
     assert spec.prices.tiered_above is not None
+    given = resolve_model("gpt-5.5", max_output_tokens=100_000, at=AT)
+    assert (given.max_output_tokens, given.sources.max_output_tokens) == (100_000, GIVEN)
+    assert "max_output_tokens" not in given.sources.estimates
+
+
+@pytest.mark.parametrize(
+    ("name", "provider", "family"),
+    [
+        ("claude-opus-5-5", "anthropic", "claude"),
+        ("gpt-5.3-codex", "openai", "gpt-5"),
+        ("gpt-5.1-codex-mini", "openai", "gpt-5"),
+        ("gpt-5.4-mini", "openai", "gpt-5"),
+    ],
+)
+def test_models_the_price_data_prices_resolve_with_labelled_figures(
+    name: str, provider: str, family: str
+) -> None:
+    spec = resolve_model(name, at=AT)
+    assert (spec.provider, spec.pricing_id, spec.profile) == (provider, f"{provider}/{name}", None)
+    assert spec.family_default == family
+    assert spec.prices is not None
+    for ours, theirs in (
+        ("input", "input_mtok"),
+        ("output", "output_mtok"),
+        ("cache_read", "cache_read_mtok"),
+    ):
+        assert getattr(spec.prices, ours) == _genai_price(provider, name, theirs), ours
+    assert spec.sources.prices == PRICE_DATA
+    snapshot = data_snapshot.get_snapshot()
+    _, info = snapshot.find_provider_model(name, None, provider, None)
+    assert spec.context_window == info.context_window
+    assert spec.sources.context_window == PRICE_DATA
+    assert spec.sources.max_output_tokens == FAMILY_DEFAULT  # genai-prices has no output limit
+    assert "max_output_tokens" in spec.sources.estimates
+    assert spec.max_output_tokens <= spec.context_window
+
+
+def test_claude_code_default_is_a_claude_with_the_newer_tokenizer() -> None:
+    spec = resolve_model("claude-opus-5-5-20260101", at=AT)  # a dated snapshot of it too
+    assert (spec.family, spec.tokenizer) == ("anthropic", "estimate:o200k_base")
+    assert spec.estimate_factor == resolve_model("claude-opus-4-7").estimate_factor
+    assert spec.sources.tokenizer == "family default (estimate)"
+    assert (spec.context_window, spec.max_output_tokens) == (1_000_000, 64_000)
+    assert spec.prices is not None
+    assert spec.prices.cache_write_5m is not None  # Anthropic lists cache writes
+
+
+def test_openai_family_default_tokenizer_is_its_encoding() -> None:
+    spec = resolve_model("gpt-5.3-codex", at=AT)
+    assert spec.tokenizer == "o200k_base"
+    assert spec.exact_tokenizer
+    assert spec.sources.tokenizer == "family default"
+    assert family_for_model("gpt-5.3-codex") == "openai"
+    assert encoding_for_model("openai/gpt-5.1-codex-mini") == "o200k_base"
+    assert tokenizer_for_model("gpt-5.4-mini").exact
+    assert not tokenizer_for_model("claude-opus-5-5").exact
+
+
+def test_window_missing_from_the_price_data_is_a_family_default() -> None:
+    spec = resolve_model("gemini-3-pro-preview", at=AT)
+    assert spec.sources.context_window == FAMILY_DEFAULT
+    assert spec.sources.prices == PRICE_DATA
+    assert (spec.family, spec.family_default) == ("gemini", "gemini")
+    other = resolve_model("deepseek-chat", at=AT)  # priced, of no known family
+    assert other.family_default == "generic"
+    assert other.sources.context_window == PRICE_DATA
+    assert other.sources.max_output_tokens == FAMILY_DEFAULT
+    assert other.sources.tokenizer == "generic default (estimate)"
+
+
+def test_registry_figures_say_so() -> None:
+    spec = resolve_model("gpt-4o", at=AT)
+    assert spec.sources == FigureSources(
+        context_window=PRICE_DATA,
+        max_output_tokens=REGISTRY,
+        tokenizer=REGISTRY,
+        prices=PRICE_DATA,
+    )
+    assert spec.sources.estimates == ()
+    assert spec.family_default is None
+    assert resolve_model("gemini-2.5-pro").sources.context_window == REGISTRY
+    sheet = resolve_model("gpt-4o", prices={"input": 2}, context_window=64_000, at=AT)
+    assert sheet.sources.prices == "price data + given"
+    assert sheet.sources.context_window == GIVEN
+
+
+def test_a_model_nobody_knows_has_no_window_and_no_prices() -> None:
+    with pytest.raises(UnknownModelError):
+        resolve_model("claude-opus-9", at=AT)  # looks like a Claude: still nobody's model
+    spec = resolve_model("claude-opus-9", context_window=200_000, max_output_tokens=8_000)
+    assert spec.prices is None  # never another Claude's prices
+    assert spec.sources.prices == UNKNOWN
+    assert spec.pricing_id is None
+    assert spec.provider == "anthropic"  # counted as a Claude (labelled)
+    assert spec.sources.tokenizer == "family default (estimate)"
+
+
+def test_the_catalog_lists_every_model_of_the_price_data() -> None:
+    from genai_prices.data import providers
+
+    everything = known_models(at=AT)
+    ids = {s.pricing_id for s in everything}
+    for provider in providers:
+        for info in provider.models:
+            assert f"{provider.id}/{info.id}" in ids
+    assert {p.name for p in PROFILES} <= {s.profile for s in everything}
+    for spec in everything:
+        assert spec.max_output_tokens <= spec.context_window
+        assert spec.sources.prices in (PRICE_DATA, UNKNOWN)
+    codex = [s.pricing_id for s in known_models("codex", at=AT)]
+    assert "openai/gpt-5.3-codex" in codex
+    assert all("codex" in (i or "") for i in codex)
+    assert [s.name for s in known_models("claude-opus-5-5", at=AT)][:1] == ["claude-opus-5-5"]
+    assert known_models("openai/gpt-5.1-codex-m*", at=AT)[0].pricing_id == (
+        "openai/gpt-5.1-codex-mini"
+    )
+    assert known_models("acme-model-1", at=AT) == []
 
 
 def test_overrides_win_over_the_registry() -> None:

@@ -22,10 +22,10 @@ def test_eight_processes_never_cross_the_team_limit(store_url: str) -> None:
     ledger.set_limit(Limit(scope="team", key="fleet", period="day", usd=LIMIT))
     team = Bucket(scope="team", key="fleet", period="day", bucket="2025-06-15")
     context = multiprocessing.get_context("spawn")
-    start_at = time.time() + 4.0  # all workers imported and connected by then
-    with context.Pool(WORKERS) as pool:
+    with context.Manager() as manager, context.Pool(WORKERS) as pool:
+        start = manager.Barrier(WORKERS)  # all workers imported and connected first
         pending = pool.starmap_async(
-            spend_worker, [(store_url, n, start_at, NOW) for n in range(WORKERS)]
+            spend_worker, [(store_url, n, start, NOW) for n in range(WORKERS)]
         )
         highest = 0
         while not pending.ready():  # watch spent + reserved while they race

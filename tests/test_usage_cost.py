@@ -3,7 +3,7 @@
 
 The payloads are written the way each API returns them (OpenAI Chat ``usage``, Responses
 ``usage``, Anthropic Messages ``usage``), as plain dicts and as the SDKs' own pydantic
-models parsed from the same JSON.
+models parsed from the same JSON. A session that switches models is priced call by call.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ctxbudget import Prices, ProviderError, Usage, price, resolve_model
+from ctxbudget.analyze import Analysis, analyze_session
 from ctxbudget.billing.cost import ZERO, Cost
 from ctxbudget.billing.usage import (
     as_plain,
@@ -26,6 +27,8 @@ from ctxbudget.billing.usage import (
     usage_from_openai_chat,
     usage_from_openai_responses,
 )
+from ctxbudget.convert.openai_chat import from_openai_chat
+from ctxbudget.traces.session import RecordedCall, Session
 
 MILLION = Decimal(1_000_000)
 
@@ -321,6 +324,99 @@ def test_registry_prices_are_used_as_listed() -> None:
         + 600 * prices.cache_write_1h
         + 503 * prices.output
     )
+
+
+def _two_model_session(models: list[str | None], *, billed: bool = True) -> Session:
+    """A session written here whose calls name ``models`` (one per call), each billed."""
+    messages: list[dict[str, Any]] = [
+        {"role": "system", "content": "You are a careful engineer."},
+        {"role": "user", "content": "Read the three files and summarise them."},
+    ]
+    for n in range(len(models) - 1):
+        messages.append(
+            {
+                "role": "assistant",
+                "content": f"Reading file {n}.",
+                "tool_calls": [
+                    {
+                        "id": f"c{n}",
+                        "type": "function",
+                        "function": {"name": "cat", "arguments": f'{{"path": "f{n}.py"}}'},
+                    }
+                ],
+            }
+        )
+        body = "\n".join(f"line {k} of f{n}.py" for k in range(200))
+        messages.append({"role": "tool", "tool_call_id": f"c{n}", "content": body})
+    messages.append({"role": "assistant", "content": "Summary: three small modules."})
+    items = tuple(from_openai_chat(messages))
+    positions = [i for i, item in enumerate(items) if item.role == "assistant"]
+    usages = [
+        Usage(input_tokens=1_000 * (n + 1), cache_read_tokens=500 * n, output_tokens=40 + n)
+        for n in range(len(positions))
+    ]
+    return Session(
+        name="two-models",
+        source="test",
+        format="openai-chat",
+        items=items,
+        calls=tuple(
+            RecordedCall(position=p, usage=u if billed else None, model=m)
+            for p, u, m in zip(positions, usages, models, strict=True)
+        ),
+    )
+
+
+PER_CALL = ["claude-opus-5-5", "claude-opus-5-5", "claude-haiku-4-5", "claude-haiku-4-5"]
+
+
+def test_a_session_that_switches_models_is_priced_call_by_call() -> None:
+    session = _two_model_session(PER_CALL)
+    result = analyze_session(session)
+    assert result.models == {"claude-opus-5-5": 2, "claude-haiku-4-5": 2}
+    assert result.priced
+    assert result.unpriced_models == ()
+    expected = []
+    for call, name in zip(session.calls, PER_CALL, strict=True):
+        assert call.usage is not None
+        cost = price(call.usage, resolve_model(name).prices)
+        assert cost is not None
+        expected.append(cost)
+    assert result.input_costs == [c.input for c in expected]
+    assert result.computed_cost == sum((c.total for c in expected), Decimal(0))
+    assert result.output_cost == sum((c.output for c in expected), Decimal(0))
+    one = analyze_session(session, "claude-opus-5-5")  # one model named: every call as it
+    assert one.models == {"claude-opus-5-5": 4}
+    assert one.computed_cost is not None
+    assert result.computed_cost is not None
+    assert one.computed_cost > result.computed_cost  # haiku's calls cost less
+    data = Analysis(sessions=[result]).to_json()
+    assert data["models"] == {"claude-opus-5-5": 2, "claude-haiku-4-5": 2}
+    assert data["per_session"][0]["log_models"] == ["claude-opus-5-5", "claude-haiku-4-5"]
+
+
+def test_unbilled_calls_are_replayed_at_each_calls_prices() -> None:
+    # one tokenizer and one set of cache rules: only the prices differ between the calls
+    models = ["gpt-4o", "gpt-4o", "gpt-4o-mini", "gpt-4o-mini"]
+    session = _two_model_session(models, billed=False)
+    mixed = analyze_session(session)
+    assert mixed.cache_source == "simulated"
+    for name, calls in (("gpt-4o", (0, 1)), ("gpt-4o-mini", (2, 3))):
+        alone = analyze_session(session, name).input_costs
+        for n in calls:
+            assert mixed.input_costs[n] == alone[n], (name, n)
+    assert mixed.input_costs[0] != analyze_session(session, "gpt-4o-mini").input_costs[0]
+
+
+def test_a_call_of_a_model_nobody_knows_leaves_the_session_unpriced() -> None:
+    models = ["claude-opus-5-5", "acme-model-1", None, "claude-opus-5-5"]
+    result = analyze_session(_two_model_session(models))
+    assert result.unpriced_models == ("acme-model-1",)
+    assert not result.priced
+    assert result.computed_cost is None  # never another model's price
+    assert result.input_costs[1] is None
+    assert result.input_costs[0] is not None
+    assert result.models == {"claude-opus-5-5": 3, "acme-model-1": 1}  # None: the session's
 
 
 def test_cost_adds_field_by_field() -> None:

@@ -7,7 +7,9 @@ from ctxbudget.analyze.analysis import (
     Analysis,
     SessionAnalysis,
     analyze_session,
+    call_models,
     log_model,
+    log_model_spec,
     pricing_model,
 )
 from ctxbudget.analyze.composition import composition_per_call
@@ -16,7 +18,9 @@ __all__ = [
     "Analysis",
     "SessionAnalysis",
     "analyze_session",
+    "call_models",
     "composition_per_call",
     "log_model",
+    "log_model_spec",
     "pricing_model",
 ]

@@ -4,10 +4,13 @@ Tokens per component come from the history each call carried; dollars per compon
 each call's input cost shared out by the component's tokens in that call. A call's input
 cost is what the log billed (priced at the model's prices) where it recorded usage, else
 what the provider would have billed with its best prefix caching (the ``none`` replay).
+Each call is priced as the model the log names for it (a session that switches models is
+priced call by call), unless the caller names one model for all.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -15,13 +18,22 @@ from typing import Any
 
 from ctxbudget.analyze.composition import composition_per_call
 from ctxbudget.billing.cost import price
+from ctxbudget.billing.prices import Prices
 from ctxbudget.budget.accounting import counter_for
 from ctxbudget.budget.models import ModelSpec, resolve_model
 from ctxbudget.errors import ConfigError
 from ctxbudget.simulate.replay import simulate_session
 from ctxbudget.traces.session import Session
 
-__all__ = ["Analysis", "SessionAnalysis", "analyze_session", "log_model", "pricing_model"]
+__all__ = [
+    "Analysis",
+    "SessionAnalysis",
+    "analyze_session",
+    "call_models",
+    "log_model",
+    "log_model_spec",
+    "pricing_model",
+]
 
 UNNAMED_MODEL = "unnamed"
 """The model name shown for a log that names none (counted generically, never priced)."""
@@ -39,11 +51,17 @@ class SessionAnalysis:
     name: str
     format: str
     model: str
-    """The model the figures are counted and priced for."""
+    """The model the figures are counted for (and priced for, unless ``models`` has more)."""
     log_model: str | None = None
     """The model the log names (``None``: it names none)."""
     priced: bool = True
-    """Whether the model's prices are known; when not, every dollar figure is ``None``."""
+    """Whether every call's prices are known; when not, every dollar figure is ``None``."""
+    models: dict[str, int] = field(default_factory=dict)
+    """Model priced as → its calls, in order of first use (several: priced per call)."""
+    unpriced_models: tuple[str, ...] = ()
+    """The models of ``models`` whose prices are unknown."""
+    log_models: tuple[str, ...] = ()
+    """Every model the log names for its calls, in order of first use."""
     exact: bool
     """Whether token counts are exact (else estimates)."""
     calls: int
@@ -122,6 +140,14 @@ class Analysis:
                 out[name] = (had_tokens + tokens, both)
         return dict(sorted(out.items(), key=lambda kv: -kv[1][0]))
 
+    def models(self) -> dict[str, int]:
+        """Model priced as → its calls over every session, most used first."""
+        out: dict[str, int] = {}
+        for session in self.sessions:
+            for name, calls in session.models.items():
+                out[name] = out.get(name, 0) + calls
+        return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
     def to_json(self) -> dict[str, Any]:
         return {
             "exact": self.exact,
@@ -132,6 +158,7 @@ class Analysis:
             "output_cost_usd": _money(_sum(s.output_cost for s in self.sessions)),
             "recorded_cost_usd": _money(_sum_known(s.recorded_cost for s in self.sessions)),
             "computed_cost_usd": _money(_sum_known(s.computed_cost for s in self.sessions)),
+            "models": self.models(),
             "components": {
                 name: {"tokens": tokens, "input_cost_usd": _money(dollars)}
                 for name, (tokens, dollars) in self.by_component().items()
@@ -142,7 +169,10 @@ class Analysis:
                     "format": s.format,
                     "model": s.model,
                     "log_model": s.log_model,
+                    "models": dict(s.models),
                     "priced": s.priced,
+                    "unpriced_models": list(s.unpriced_models),
+                    "log_models": list(s.log_models),
                     "calls": s.calls,
                     "input_tokens": s.input_tokens,
                     "peak_tokens": s.peak,
@@ -191,13 +221,24 @@ def pricing_model(
     named = log_model(session)
     if named is None:
         return _unlisted(UNNAMED_MODEL, prices, context_window, max_output), False
+    return log_model_spec(named, prices, context_window, max_output), True
+
+
+def log_model_spec(
+    name: str,
+    prices: Mapping[str, object] | None,
+    context_window: int | None,
+    max_output: int | None,
+) -> ModelSpec:
+    """The log's model ``name`` resolved with the options, else (a model nobody knows)
+    counted generically, its window and output limit labelled generic defaults, and left
+    unpriced unless ``prices`` are given: never priced as another model."""
     try:
-        spec = resolve_model(
-            named, prices=prices, context_window=context_window, max_output_tokens=max_output
+        return resolve_model(
+            name, prices=prices, context_window=context_window, max_output_tokens=max_output
         )
     except ConfigError:
-        spec = _unlisted(named, prices, context_window, max_output)
-    return spec, True
+        return _unlisted(name, prices, context_window, max_output)
 
 
 def log_model(session: Session) -> str | None:
@@ -206,6 +247,13 @@ def log_model(session: Session) -> str | None:
         if name:
             return name
     return None
+
+
+def call_models(session: Session) -> dict[int, str | None]:
+    """Position of each call → the model the log names for it (the call's own, else the
+    session's: see :func:`log_model`)."""
+    fallback = log_model(session)
+    return {c.position: c.model or fallback for c in session.calls}
 
 
 def _unlisted(
@@ -217,7 +265,14 @@ def _unlisted(
     """A model the registry lacks: counted with generic settings, priced only if told."""
     window = context_window or UNLISTED_WINDOW
     out = max_output or min(UNLISTED_MAX_OUTPUT, window)
-    return resolve_model(name, context_window=window, max_output_tokens=out, prices=prices)
+    spec = resolve_model(name, context_window=window, max_output_tokens=out, prices=prices)
+    assumed = "generic default (estimate)"
+    sources = dataclasses.replace(
+        spec.sources,
+        context_window=spec.sources.context_window if context_window else assumed,
+        max_output_tokens=spec.sources.max_output_tokens if max_output else assumed,
+    )
+    return dataclasses.replace(spec, sources=sources)
 
 
 def analyze_session(
@@ -237,44 +292,100 @@ def analyze_session(
     composition, positions = composition_per_call(session, counter)
     recorded = {c.position: c for c in session.calls}
     billed = [recorded[p].usage if p in recorded else None for p in positions]
-    listed = spec.prices
+    specs = _call_specs(
+        session,
+        positions,
+        spec,
+        per_call=own and model is None,
+        prices=prices,
+        context_window=context_window,
+        max_output=max_output,
+    )
+    listed = [s.prices for s in specs]
     if own and billed and all(u is not None for u in billed):
-        costs = [price(u, listed) for u in billed if u is not None]
+        costs = [price(u, p) for u, p in zip(billed, listed, strict=True) if u is not None]
         input_costs = [c.input if c is not None else None for c in costs]
         read = sum(u.cache_read_tokens for u in billed if u is not None)
         total = sum(u.input_tokens for u in billed if u is not None)
         hit: float | None = read / total if total else None
         source = "recorded"
         computed = _sum(c.total if c is not None else None for c in costs)
-        output_tokens = sum(u.output_tokens for u in billed if u is not None)
     else:
-        run = simulate_session(session, ["none"], spec, counter=counter)  # counted above
+        run = simulate_session(session, ["none"], spec, counter=counter, prices=listed)
         replay = run.runs["none"]
         input_costs, hit, source = replay.costs, replay.cached_share, "simulated"
         computed = None
-        output_tokens = run.output_tokens
-    output_cost = (
-        None
-        if listed is None or listed.output is None
-        else Decimal(output_tokens) * listed.output / _MILLION
-    )
+    outputs = [
+        u.output_tokens if u is not None else counter.count_item(session.items[p]).tokens
+        for u, p in zip(billed, positions, strict=True)
+    ]
+    used: dict[str, int] = {}
+    for s in specs:
+        used[s.name] = used.get(s.name, 0) + 1
+    each = specs or [spec]  # a session without calls: its model's prices decide
+    unpriced = tuple(dict.fromkeys(s.name for s in each if not _priced(s.prices)))
     return SessionAnalysis(
         name=session.name,
         format=session.format,
         model=spec.name,
         log_model=log_model(session),
-        priced=spec.prices is not None and spec.prices.input is not None,
+        priced=not unpriced,
+        models=used,
+        unpriced_models=unpriced,
+        log_models=tuple(dict.fromkeys(m for m in call_models(session).values() if m)),
         exact=counter.tokenizer.exact,
         calls=len(positions),
         composition=composition,
         input_costs=list(input_costs),
-        output_tokens=output_tokens,
-        output_cost=output_cost,
+        output_tokens=sum(outputs),
+        output_cost=_output_cost(outputs or [0], [s.prices for s in each]),
         cache_hit_rate=hit,
         cache_source=source,
         recorded_cost=session.recorded_cost,
         computed_cost=computed,
     )
+
+
+def _call_specs(
+    session: Session,
+    positions: list[int],
+    spec: ModelSpec,
+    *,
+    per_call: bool,
+    prices: Mapping[str, object] | None,
+    context_window: int | None,
+    max_output: int | None,
+) -> list[ModelSpec]:
+    """The spec each call is priced as: ``spec`` for all, or (``per_call``) each call's own
+    model as the log names it (a model nobody knows: unpriced unless ``prices``)."""
+    if not per_call:
+        return [spec] * len(positions)
+    named, own = call_models(session), log_model(session)
+    cache: dict[str, ModelSpec] = {}
+    out = []
+    for position in positions:
+        name = named.get(position) or own
+        if name is None or name == own:
+            out.append(spec)
+            continue
+        if name not in cache:
+            cache[name] = log_model_spec(name, prices, context_window, max_output)
+        out.append(cache[name])
+    return out
+
+
+def _priced(prices: Prices | None) -> bool:
+    return prices is not None and prices.input is not None
+
+
+def _output_cost(outputs: list[int], listed: list[Prices | None]) -> Decimal | None:
+    """Each call's output tokens at its model's output price (None when any is unknown)."""
+    total = Decimal(0)
+    for tokens, prices in zip(outputs, listed, strict=True):
+        if prices is None or prices.output is None:
+            return None
+        total += Decimal(tokens) * prices.output / _MILLION
+    return total
 
 
 def _sum(values: Iterable[Decimal | None]) -> Decimal | None:

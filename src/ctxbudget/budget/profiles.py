@@ -19,6 +19,7 @@ from typing import Any, Literal, TypeAlias, get_args
 __all__ = [
     "CLAUDE_47_FACTOR",
     "CLAUDE_FACTOR",
+    "FACTORS",
     "GEMINI_FACTOR",
     "GENERIC_DEFAULTS",
     "PROFILES",
@@ -67,7 +68,9 @@ def _load() -> dict[str, Any]:
 
 
 _DATA = _load()
-_FACTORS: Mapping[str, float] = MappingProxyType(dict(_DATA["factors"]))
+FACTORS: Mapping[str, float] = MappingProxyType(dict(_DATA["factors"]))
+"""Estimate factor by name (``claude``, ``claude_47``, ``gemini``): model tokens per proxy token."""
+_FACTORS = FACTORS
 CLAUDE_FACTOR = _FACTORS["claude"]
 """Claude 3 … Opus 4.6 tokens per o200k_base token: a starting point that calibration corrects
 (see ``data/profiles.toml`` for the measurement behind it)."""
@@ -127,8 +130,20 @@ def split_provider(name: str) -> tuple[str | None, str]:
     return _PROVIDER_ALIASES.get(head, head), rest.strip()
 
 
+_VENDOR_PREFIX = re.compile(r"^(?:[\w-]+[./:])+(?=claude-|gpt-|o\d|gemini-)")
+"""A host's prefix before a model id: ``us.anthropic.``, ``anthropic/``, ``openai/``..."""
+
+
 def match_profile(model: str) -> ModelProfile | None:
-    """The profile whose name (or alias) is the longest prefix followed by a snapshot suffix."""
+    """The profile whose name (or alias) is the longest prefix followed by a snapshot suffix;
+    a host's prefix (``us.anthropic.claude-...``, ``openai/gpt-4o``) is tried without."""
+    found = _match(model)
+    if found is None and _VENDOR_PREFIX.match(model):
+        found = _match(_VENDOR_PREFIX.sub("", model))
+    return found
+
+
+def _match(model: str) -> ModelProfile | None:
     best: tuple[str, ModelProfile] | None = None
     for key, profile in _NAME_INDEX:
         matches = model == key or (

@@ -26,7 +26,16 @@ app = typer.Typer(
 
 def _register() -> None:
     """Import the command modules so they attach their commands to ``app``."""
-    for module in ("analyze", "count", "demo", "sessions", "simulate", "spend", "watch"):
+    for module in (
+        "analyze",
+        "count",
+        "demo",
+        "models",
+        "sessions",
+        "simulate",
+        "spend",
+        "watch",
+    ):
         importlib.import_module(f"ctxbudget.cli.{module}")
 
 

@@ -79,6 +79,9 @@ def analyze(
     out = console(min_width=150)
     out.print(_components(analysis, sources.origin))
     out.print(_sessions(analysis))
+    line = models_line(analysis)
+    if line is not None:
+        out.print(line, markup=False, highlight=False)
     for line in sources.skipped_lines():
         out.print(line, markup=False, highlight=False)
     if html is not None:
@@ -89,8 +92,8 @@ def pricing_notes(analysis: Analysis) -> list[str]:
     """One line per model whose prices are unknown: what the log said, how to price it."""
     unpriced: dict[str, list[str]] = {}
     for s in analysis.sessions:
-        if not s.priced:
-            unpriced.setdefault(s.model, []).append(s.name)
+        for name in s.unpriced_models:
+            unpriced.setdefault(name, []).append(s.name)
     notes = []
     for name, sessions in unpriced.items():
         which = (
@@ -107,12 +110,28 @@ def pricing_notes(analysis: Analysis) -> list[str]:
 
 
 def priced_as(s: SessionAnalysis) -> str:
-    """The model a session was priced as, and what the log says when that differs."""
-    if not s.priced:
-        return f"{s.model} (unpriced)" if s.model != UNNAMED_MODEL else "unknown (unpriced)"
-    if s.log_model is not None and s.log_model != s.model:
-        return f"{s.model} (log says {s.log_model})"
-    return s.model
+    """The model(s) a session was priced as (calls each, when several), marking the unpriced,
+    and what the log says when that differs."""
+    models = s.models or {s.model: 0}
+    shown = ", ".join(
+        ("unknown" if name == UNNAMED_MODEL else name)
+        + (f" ×{calls}" if len(models) > 1 else "")
+        + (" (unpriced)" if name in s.unpriced_models else "")
+        for name, calls in models.items()
+    )
+    logs = [name for name in s.log_models if name not in models]
+    if logs and s.log_model is not None:
+        shown += f" (log says {', '.join(s.log_models)})"
+    return shown
+
+
+def models_line(analysis: Analysis) -> str | None:
+    """Which models the calls were priced as, when more than one."""
+    used = analysis.models()
+    if len(used) < 2:
+        return None
+    listed = ", ".join(f"{name} ({calls:,} calls)" for name, calls in used.items())
+    return f"Models: {listed}; each call is priced as its own model."
 
 
 def _money(value: Decimal | None, known: bool = True) -> str:

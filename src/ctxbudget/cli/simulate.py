@@ -11,22 +11,19 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ctxbudget.analyze.analysis import log_model
 from ctxbudget.analyze.composition import composition_per_call
-from ctxbudget.budget.accounting import counter_for
-from ctxbudget.budget.models import ModelSpec, resolve_model
 from ctxbudget.cli import app
 from ctxbudget.cli._models import (
     ContextWindowOption,
     MaxOutputOption,
-    ModelChoice,
     ModelOption,
+    ModelPlan,
     PriceOption,
+    figures_line,
     model_choice,
 )
 from ctxbudget.cli._output import console, notice, output_dir, output_file, print_json
 from ctxbudget.cli._sources import resolve_sources, steps
-from ctxbudget.errors import ConfigError
 from ctxbudget.report.data import simulation_report
 from ctxbudget.report.html import write_html
 from ctxbudget.simulate import DEFAULT_POLICIES, Simulation, check_policies, simulate_session
@@ -34,7 +31,6 @@ from ctxbudget.simulate.results import PolicyTotals, SessionResult
 
 __all__ = ["simulate"]
 
-DEFAULT_MODEL = "claude-sonnet-4-5"
 DEFAULT_REPORT = Path("ctxbudget-report.html")
 """Where the report goes when ``simulate`` runs with no path (the main job)."""
 
@@ -73,49 +69,49 @@ def simulate(
 ) -> None:
     """Replay sessions call by call through context policies: cost, peak, retention.
 
-    Priced as --model; without it, as the model the logs name when they all name the same
-    known one, else as claude-sonnet-4-5 (said in the output)."""
+    Each session is replayed as the model its log names and each call priced as the model
+    that made it; --model replays and prices everything as one model (said in the output).
+    A model nobody knows is counted generically and left unpriced, with a notice."""
     policies = check_policies(policy.split(","))
     choice = model_choice(model, price, context_window, max_output)
-    spec = choice.spec()  # a bad --model fails before any work
+    plan = ModelPlan(choice, choice.spec())  # a bad --model fails before any work
     report = html if html is not None else (DEFAULT_REPORT if not paths and not as_json else None)
     overwrote = output_file(report, "--html") if report is not None else False
     if export_views is not None:
         output_dir(export_views, "--export-views")
     sources = resolve_sources(paths or [], limit=limit, demo=demo, min_calls=max(min_calls, 1))
-    logs = sorted({log_model(s) or "unnamed" for s in sources.sessions})
-    if spec is None:
-        spec = _logs_model(logs, choice)
-    counter = counter_for(spec)
-    exact = counter.tokenizer.exact
+    for session in sources.sessions:
+        plan.add(session)
+    spec = plan.main()
     sim = Simulation(
         model=spec.name,
         provider=spec.provider,
-        exact=exact,
+        exact=plan.exact(),
         policies=policies,
-        context_window=spec.context_window,
+        context_window=plan.window(),
     )
-    if spec.prices is None or spec.prices.input is None:
-        notice(
-            f"no prices for model {spec.name!r} in the price registry: costs are shown as "
-            "unknown. Pass --price IN,OUT (USD per million tokens, e.g. --price 3,15) to "
-            "price it, or --model NAME to price it as a known model."
-        )
+    for note in plan.notices():
+        notice(note)
     compositions = {}
     with steps(len(sources.sessions) * len(policies), "simulating") as advance:
         for session in sources.sessions:
             # one counter for the replay and the composition chart: each item tokenized once
+            own, counter, prices = plan.replay_as(session)
             runs = []
             for name in policies:
                 advance(f"{session.name[:40]} · {name}")
                 runs.append(
                     simulate_session(
-                        session, [name], spec, export_dir=export_views, counter=counter
+                        session,
+                        [name],
+                        own,
+                        export_dir=export_views,
+                        counter=counter,
+                        prices=prices,
                     )
                 )
             sim.sessions.append(_merge(runs))
             compositions[session.name] = composition_per_call(session, counter)[0]
-    priced = _priced_as(spec.name, logs)
     over = sim.over_window_notes()
     if report is not None:
         title = f"ctxbudget simulate · {len(sim.sessions)} session(s) from {sources.origin}"
@@ -126,18 +122,20 @@ def simulate(
         data = sim.to_json()
         data["source"] = sources.origin
         data["report"] = str(report) if report is not None else None
-        data["log_models"] = logs
+        data.update(plan.to_json())
         data["skipped"] = sources.skipped_json()
         print_json(data)
         return
     out = console(min_width=132)
-    out.print(_table(sim, sources.origin, priced))
+    out.print(_table(sim, sources.origin, plan.priced_as()))
     for line in over:
         out.print(f"[bold red]* {escape(line)}[/]")
+    assumed = figures_line(spec)
+    if assumed is not None:
+        out.print(assumed, markup=False, highlight=False)
     if sim.output_cost is not None:
-        out.print(
-            f"Output (the same under every policy): ${sim.output_cost:.2f} at {spec.name} prices."
-        )
+        at = f"{spec.name} prices" if len(plan.priced_calls) < 2 else "each call's model's prices"
+        out.print(f"Output (the same under every policy): ${sim.output_cost:.2f} at {at}.")
     for line in sources.skipped_lines():
         out.print(line, markup=False, highlight=False)
     if export_views is not None:
@@ -146,31 +144,6 @@ def simulate(
         out.print(
             f"Report: {report}" + (" (overwrote the report that was there)" if overwrote else "")
         )
-
-
-def _logs_model(logs: list[str], choice: ModelChoice) -> ModelSpec:
-    """No --model: the logs' own model when they all name one the registry prices, else
-    the default (the table then says what the logs named)."""
-    if len(logs) == 1 and logs[0] != "unnamed":
-        try:
-            own = ModelChoice(logs[0], choice.prices, choice.context_window, choice.max_output)
-            spec = own.spec()
-        except ConfigError:
-            spec = None
-        if spec is not None and spec.prices is not None and spec.prices.input is not None:
-            return spec
-    return resolve_model(
-        DEFAULT_MODEL,
-        prices=choice.prices,
-        context_window=choice.context_window,
-        max_output_tokens=choice.max_output,
-    )
-
-
-def _priced_as(model: str, logs: list[str]) -> str:
-    """``priced as X``, and what the logs say when that differs."""
-    others = [name for name in logs if name != model]
-    return f"priced as {model}" + (f" (logs say {', '.join(others)})" if others else "")
 
 
 def _merge(runs: list[SessionResult]) -> SessionResult:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import IO
 
 from ctxbudget.billing.cost import price
+from ctxbudget.billing.prices import Prices
 from ctxbudget.billing.usage import Usage
 from ctxbudget.budget.accounting import counter_for
 from ctxbudget.budget.models import ModelSpec
@@ -29,6 +30,7 @@ from ctxbudget.cache.rules import CacheRules, cache_rules
 from ctxbudget.cache.session import SessionCache
 from ctxbudget.convert.request import Format
 from ctxbudget.engine.recall import RECALL_MAX_TOKENS
+from ctxbudget.errors import ConfigError
 from ctxbudget.session.items import Item
 from ctxbudget.simulate.policies import PolicyRunner, start_policy, wire_format
 from ctxbudget.simulate.results import Compaction, PolicyRun, SessionResult
@@ -53,12 +55,17 @@ class _Lane:
         self.cache = SessionCache(rules, counter, enabled=not runner.marks_cache)
         self.fmt: Format = wire_format(spec)
         self.prices = spec.prices
+        """The prices of the call being priced (set per call)."""
         self.tracker = RetentionTracker()
         self.run = PolicyRun(policy=runner.name)
 
-    def call(self, history: Sequence[Item], output: Item, call: int, now: float) -> None:
-        """Price the request the policy sends before ``output`` and score its retention."""
+    def call(
+        self, history: Sequence[Item], output: Item, call: int, now: float, prices: Prices | None
+    ) -> None:
+        """Price the request the policy sends before ``output`` at ``prices`` and score its
+        retention."""
         run, cache = self.run, self.cache
+        self.prices = prices
         step = self.runner.step(history)
         body, info = cache.on_request(step.body, self.fmt, now=now, planned=True)
         usage = info.prediction.as_usage()
@@ -116,8 +123,12 @@ def simulate_session(
     *,
     export_dir: Path | None = None,
     counter: TokenCounter | None = None,
+    prices: Sequence[Prices | None] | None = None,
 ) -> SessionResult:
     """Every policy over ``session``, priced for ``spec``.
+
+    ``prices``: the prices of each model call, in order (e.g. each call's own model's, for
+    a log that switched models mid-way); default ``spec.prices`` for every call.
 
     ``export_dir``: write each policy's exact request bodies to
     ``export_dir/<policy>/<session>.jsonl``, one line per model call.
@@ -138,27 +149,32 @@ def simulate_session(
             lanes.append(_Lane(runner, spec, counter, sink))
         recorded = {c.position: c for c in session.calls}
         output_tokens, call = 0, 0
+        output_cost: Decimal | None = Decimal(0)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", CacheBustWarning)  # replays change prefixes on purpose
             for index, item in enumerate(items):
                 if item.role == "assistant":
                     clock[0] += STEP_SECONDS
+                    listed = _call_prices(prices, call, spec)
                     for lane in lanes:
-                        lane.call(items[:index], item, call, clock[0])
+                        lane.call(items[:index], item, call, clock[0], listed)
                     billed = recorded.get(index)
                     usage = billed.usage if billed is not None else None
-                    output_tokens += (
+                    tokens = (
                         usage.output_tokens
                         if usage is not None
                         else counter.count_item(item).tokens
                     )
+                    output_tokens += tokens
+                    output_cost = _add_output(output_cost, tokens, listed)
                     call += 1
                 for lane in lanes:
                     lane.tracker.observe(item, background=index < leading)
     finally:
         for lane in lanes:
             lane.close()
-    output_price = spec.prices.output if spec.prices is not None else None
+    if call == 0 and prices is None:
+        output_cost = _add_output(output_cost, 0, spec.prices)
     return SessionResult(
         name=session.name,
         format=session.format,
@@ -166,10 +182,28 @@ def simulate_session(
         model=session.model,
         runs={lane.run.policy: lane.run for lane in lanes},
         output_tokens=output_tokens,
-        output_cost=None
-        if output_price is None
-        else Decimal(output_tokens) * output_price / Decimal(1_000_000),
+        output_cost=output_cost,
     )
+
+
+def _call_prices(
+    prices: Sequence[Prices | None] | None, call: int, spec: ModelSpec
+) -> Prices | None:
+    if prices is None:
+        return spec.prices
+    if call >= len(prices):
+        raise ConfigError(
+            f"simulate_session: prices has {len(prices)} entries, fewer than the session's "
+            "model calls; pass one per assistant item"
+        )
+    return prices[call]
+
+
+def _add_output(total: Decimal | None, tokens: int, prices: Prices | None) -> Decimal | None:
+    """The output cost so far plus ``tokens`` at ``prices`` (None once any is unknown)."""
+    if total is None or prices is None or prices.output is None:
+        return None
+    return total + Decimal(tokens) * prices.output / Decimal(1_000_000)
 
 
 def _open_exports(
