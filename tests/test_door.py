@@ -16,7 +16,7 @@ import pytest
 from _valid import check_both_providers
 from ctxbudget import ContextManager
 from ctxbudget.engine.door import UNANSWERED_NOTE
-from ctxbudget.errors import ConversionError, UsageError
+from ctxbudget.errors import ContextOverflow, ConversionError, UsageError
 from ctxbudget.session.items import item_text
 
 SURROGATE = json.loads('"name-\\ud83d.txt"')  # a lone surrogate, as json.loads gives it
@@ -269,4 +269,23 @@ def test_consecutive_same_role_turns_are_merged_for_anthropic() -> None:
             "content": [{"type": "text", "text": "one"}, {"type": "text", "text": "two"}],
         },
     ]
+    check_both_providers(mgr)
+
+
+def test_reasoning_outside_an_assistant_message_is_refused() -> None:
+    thinking = {"type": "thinking", "thinking": "hm", "signature": "s"}
+    refused(manager(), [{"role": "user", "content": [thinking]}], "reasoning")
+
+
+def test_a_message_no_compaction_can_shorten_past_the_window_is_refused() -> None:
+    """A thinking block keeps its signature, so nothing may cut it: one that alone is past
+    the window would make every later request fail."""
+    mgr = ContextManager("claude-sonnet-4-5", context_window=8_000, max_output_tokens=1_000)
+    mgr.append({"role": "user", "content": "go"})
+    thinking = {"type": "thinking", "thinking": "step " * 9_000, "signature": "s"}
+    before = len(mgr.log)
+    with pytest.raises(ContextOverflow, match="no compaction can shorten"):
+        mgr.extend([{"role": "assistant", "content": [thinking]}], format="anthropic")
+    assert len(mgr.log) == before
+    mgr.append({"role": "user", "content": "word " * 9_000})  # plain text: cut to fit
     check_both_providers(mgr)

@@ -194,3 +194,30 @@ def test_the_replay_and_the_composition_share_one_counting(model: str) -> None:
     assert shared == simulate_session(session, DEFAULT_POLICIES, spec)  # a fresh counter
     assert (composition, positions) == composition_per_call(session, counter_for(spec))
     assert positions == [c.position for c in session.calls]
+
+
+def test_a_log_with_an_interrupted_call_and_a_repeated_id_replays() -> None:
+    """A log is what happened: an interrupted call (no result before the next message) and
+    a call id used again are repaired as the door states, so every policy still replays."""
+    call = {"id": "c1", "type": "function", "function": {"name": "bash", "arguments": "{}"}}
+    messages: list[dict[str, object]] = [
+        {"role": "user", "content": "Fix it."},
+        {"role": "assistant", "content": "Looking.", "tool_calls": [call]},
+        {"role": "user", "content": "[Request interrupted by user] try the tests first"},
+        {"role": "assistant", "content": "Running.", "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "c1", "content": "3 passed"},
+        {"role": "assistant", "content": "Done."},
+    ]
+    items = tuple(from_openai_chat(messages))
+    session = Session(
+        name="interrupted",
+        source="test",
+        format="openai-chat",
+        items=items,
+        tools=tuple(from_openai_chat_tools(TOOLS)),
+        calls=tuple(RecordedCall(position=n) for n, i in enumerate(items) if i.role == "assistant"),
+    )
+    result = simulate_session(session, ("none", "ctxbudget"), resolve_model("gpt-4.1"))
+    assert set(result.runs) == {"none", "ctxbudget"}
+    assert result.calls == 3
+    assert all(len(run.costs) == 3 for run in result.runs.values())

@@ -27,6 +27,7 @@ from ctxbudget.compaction.strategies.summarize import is_summary, summary_reques
 from ctxbudget.engine.cascade import Cascade
 from ctxbudget.engine.clearable import ClearableTokens
 from ctxbudget.engine.intake import Intake
+from ctxbudget.engine.room import check_room
 from ctxbudget.errors import ContextOverflow, UsageError
 from ctxbudget.session.items import Component, ComponentKind, Item, item_text
 from ctxbudget.session.log import Appended, CompactionRecord, Edit, SessionLog
@@ -200,27 +201,14 @@ class Compactor:
         return item_id
 
     def check_room(self, items: Sequence[Item]) -> None:
-        """Refuse fixed or pinned ``items`` that could never fit the window: no compaction
-        touches them, so every later request would fail."""
-        kept = [i for i in items if i.pinned or self.kinds.get(i.component) is ComponentKind.FIXED]
-        if not kept:
-            return
-        pinned = sum(self.count(i) for i in self.view if i.pinned)
-        adding = self.accountant.counter.count_items(kept).tokens
-        need, usable = (
-            self.fixed_tokens() + pinned + adding,
-            self.accountant.ledger.allocation.usable,
+        """Refuse ``items`` that could never fit the window (:func:`~.room.check_room`)."""
+        check_room(
+            items,
+            usable=self.accountant.ledger.allocation.usable,
+            base=lambda: self.fixed_tokens() + sum(self.count(i) for i in self.view if i.pinned),
+            count=lambda batch: self.accountant.counter.count_items(batch).tokens,
+            fixed=lambda i: i.pinned or self.kinds.get(i.component) is ComponentKind.FIXED,
         )
-        if need > usable:
-            raise ContextOverflow(
-                f"{', '.join(i.role for i in kept)} content of {adding:,} tokens cannot enter: "
-                f"with what is fixed or pinned already it needs {need:,} tokens and at most "
-                f"{usable:,} fit, and nothing may shorten it, so every later request would fail. "
-                "Shorten it, append it unpinned, or use a model with a larger window.",
-                component=kept[0].component.value,
-                size=need,
-                limit=usable,
-            )
 
     def add(self, item: Item) -> int:
         """Append ``item`` to log, view and ledger; its tokens."""

@@ -20,9 +20,9 @@ the id of an earlier, answered     renamed ``<id>_dup2``...      (the same): Ant
 call                               (OpenAI accepts repeats)      two tool_use blocks of one id
 an empty tool-call id              ConversionError               (refused)
 a system message with non-text     ConversionError               (refused)
-parts; a call outside an assistant
-message, a result outside a user
-or tool message
+parts; a call or reasoning outside
+an assistant message, a result
+outside a user or tool message
 a message (or new calls) while     ConversionError               a marked error result for each
 calls are unanswered                                             open call is put first
 =================================  ============================  ==============================
@@ -42,6 +42,7 @@ from ctxbudget.session.items import (
     Component,
     Item,
     Part,
+    ReasoningPart,
     TextPart,
     ToolCallPart,
     ToolResultPart,
@@ -174,6 +175,11 @@ class Door:
             raise ConversionError(
                 f"a {item.role} message holds {_kinds(item)}; system prompts take text only "
                 "(put images, documents and tool traffic in user or assistant messages)",
+                path=where,
+            )
+        if item.role != "assistant" and any(isinstance(p, ReasoningPart) for p in item.parts):
+            raise ConversionError(
+                f"a {item.role} message holds reasoning (thinking); only assistant messages do",
                 path=where,
             )
         if item.tool_calls and item.role != "assistant":

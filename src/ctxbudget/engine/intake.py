@@ -97,8 +97,10 @@ class Intake:
         return checked
 
     def _new_id(self) -> str:
+        """An id for an item the door puts in (its own prefix: imported items bring ids
+        of their own, ``m3``... included)."""
         self.next += 1
-        return f"m{self.next - 1}"
+        return f"door{self.next - 1}"
 
 
 def _check_blocks(message: Mapping[str, Any], path: str) -> None:

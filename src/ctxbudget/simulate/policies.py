@@ -135,7 +135,9 @@ class _Managed:
     ) -> None:
         self.name, self.cached = name, True
         self.marks_cache = wire_format(spec) == "anthropic"
-        self._manager = ContextManager(spec, policy=preset_name, clock=clock)
+        # a log is what happened: what a provider would refuse (an interrupted call, a
+        # repeated id) is repaired as the door states, not refused
+        self._manager = ContextManager(spec, policy=preset_name, clock=clock, repair=True)
         if tools:
             self._manager.set_tools(list(tools))
         self._fed = 0
