@@ -352,3 +352,102 @@ def test_any_parallel_turns_stay_paired_and_counted_once(
         use = session.calls[turn].usage
         assert use is not None
         assert use.input_tokens == 100 * (turn + 1)
+
+
+def _stream_assistant(mid: str, block: dict[str, Any], use: dict[str, Any]) -> dict[str, Any]:
+    message = {"id": mid, "type": "message", "role": "assistant", "model": MODEL}
+    message |= {"content": [block], "stop_reason": None, "usage": use}
+    return {"type": "assistant", "message": message, "session_id": SESSION}
+
+
+def _result(use: dict[str, Any], cost: float) -> dict[str, Any]:
+    return {"type": "result", "session_id": SESSION, "total_cost_usd": cost, "usage": use}
+
+
+def test_stream_json_output_counts_come_from_the_result_not_the_first_event(
+    tmp_path: Path,
+) -> None:
+    """Each assistant record of stream-json carries the usage of the stream's first
+    event (output 1): the result's output total is spread over those calls."""
+    records = [
+        _stream_assistant("msg_1", tool_use("toolu_1", "ls"), usage(5, 1, write=3000)),
+        {
+            "type": "user",
+            "message": {"role": "user", "content": tool_result("toolu_1", "a")},
+            "session_id": SESSION,
+        },
+        _stream_assistant("msg_2", {"type": "text", "text": "Done."}, usage(6, 1, read=3000)),
+        _result(usage(11, 7550, write=3000, read=3000), 0.15),
+    ]
+    (session,) = load_sessions(write_jsonl(tmp_path / "s.jsonl", records))
+    outputs = [c.usage.output_tokens for c in session.calls if c.usage]
+    assert sum(outputs) == 7550
+    assert [c.usage.input_tokens for c in session.calls if c.usage] == [3005, 3006]
+
+
+def test_stream_events_give_each_call_its_complete_usage(tmp_path: Path) -> None:
+    def event(kind: str, **fields: Any) -> dict[str, Any]:
+        return {"type": "stream_event", "event": {"type": kind, **fields}, "session_id": SESSION}
+
+    start = {"id": "msg_1", "usage": usage(5, 1, write=3000)}
+    records = [
+        event("message_start", message=start),
+        _stream_assistant("msg_1", {"type": "text", "text": "Hi."}, usage(5, 1, write=3000)),
+        event("message_delta", delta={"stop_reason": "end_turn"}, usage={"output_tokens": 42}),
+        _result(usage(5, 42, write=3000), 0.01),
+    ]
+    (session,) = load_sessions(write_jsonl(tmp_path / "s.jsonl", records))
+    assert session.calls[0].usage == Usage(
+        input_tokens=3005, cache_write_5m_tokens=3000, output_tokens=42
+    )
+
+
+def test_a_response_keeps_the_usage_of_its_complete_record(tmp_path: Path) -> None:
+    log = Log()
+    log.user("hi")
+    log.assistant("msg_1", [{"type": "text", "text": "Hello."}], usage(3, 2, write=2000))
+    final = dict(log.records[-1], uuid="u-final")
+    final["message"] = {**final["message"], "stop_reason": "end_turn", "usage": usage(3, 90)}
+    log.records.append(final)
+    late = dict(log.records[-2], uuid="u-late")  # a partial copy written after it
+    log.records.append(late)
+    (session,) = load_sessions(write_jsonl(tmp_path / "s.jsonl", log.records))
+    assert session.calls[0].usage is not None
+    assert session.calls[0].usage.output_tokens == 90
+
+
+def test_a_compact_boundary_restarts_the_context(tmp_path: Path) -> None:
+    log = parallel_session()
+    boundary = {"type": "system", "subtype": "compact_boundary", "sessionId": SESSION}
+    log.records.append({**boundary, "uuid": "b-1", "compactMetadata": {"trigger": "manual"}})
+    log.user("This session is being continued from a previous conversation.")
+    log.records[-1]["isCompactSummary"] = True
+    log.assistant("msg_09", [{"type": "text", "text": "Continuing."}], usage(5, 3, read=900))
+    log.records.append({"type": "atis-latch", "sessionId": SESSION})
+    log.records.append({"type": "cost-state", "sessionId": SESSION, "totalCostUSD": 0.25})
+    (session,) = load_sessions(write_jsonl(tmp_path / "s.jsonl", log.records))
+    (reset,) = session.resets
+    assert session.items[reset].role == "user"
+    assert session.request(session.calls[-1].position) == session.items[reset:-1]
+    assert session.skipped == {"atis-latch": 1}
+    assert session.recorded_cost == Decimal("0.25")
+
+
+def test_sub_agent_and_compaction_transcripts_in_a_folder(tmp_path: Path) -> None:
+    main = write_jsonl(tmp_path / f"{SESSION}.jsonl", parallel_session().records)
+    folder = tmp_path / SESSION / "subagents"
+    folder.mkdir(parents=True)
+    side = Log(sidechain=True)
+    side.user("Count the files.")
+    side.assistant("msg_s1", [{"type": "text", "text": "Two."}], usage(4, 2, write=1500))
+    write_jsonl(folder / "agent-a1b2.jsonl", side.records)
+    write_jsonl(folder / "agent-acompact-9f.jsonl", [*parallel_session().records])
+    skipped: list[Any] = []
+    sessions = load_sessions(tmp_path, skipped=skipped)
+    assert [s.name for s in sessions] == [f"{SESSION}/subagents/agent-a1b2.jsonl", main.name]
+    assert sessions[0].parent == SESSION
+    assert sessions[1].parent is None
+    assert [(s.path, s.log) for s in skipped] == [
+        (f"{SESSION}/subagents/agent-acompact-9f.jsonl", False)
+    ]
+    assert "compaction transcript" in skipped[0].reason

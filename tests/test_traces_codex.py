@@ -297,3 +297,131 @@ def test_discovery_with_a_fake_home_and_environment(tmp_path: Path) -> None:
     moved = write_jsonl(elsewhere / "claude/projects/p/c.jsonl", [{"type": "summary"}])
     env = {"CLAUDE_CONFIG_DIR": str(elsewhere / "claude"), "CODEX_HOME": str(tmp_path / "none")}
     assert discover_user_logs(home=home, environ=env) == [moved]
+
+
+def usage_record(inp: int, cached: int, out: int) -> dict[str, Any]:
+    """``token_usage_record`` (Codex 0.17x): the usage of the response just written."""
+    use = {"input_tokens": inp, "cached_input_tokens": cached, "output_tokens": out}
+    return {
+        "timestamp": TS,
+        "type": "token_usage_record",
+        "payload": {"response_id": "resp_1", "usage": use, "model": None},
+    }
+
+
+def test_unknown_line_types_are_counted_and_passed_over(tmp_path: Path) -> None:
+    records = [
+        meta(),
+        line("world_state", {"full": True, "state": {}}),
+        turn_context(),
+        message("user", "hi"),
+        line("brand_new_kind", {"anything": 1}),
+        line("brand_new_kind", {"anything": 2}),
+        message("assistant", "Hello."),
+        token_count(900, 0, 12, 0, 900),
+    ]
+    (session,) = load_sessions(write_jsonl(tmp_path / "rollout-u.jsonl", records))
+    assert session.skipped == {"brand_new_kind": 2}
+    assert len(session.calls) == 1
+    assert session.calls[0].usage is not None
+
+
+def test_a_fork_starts_with_its_parents_counts_which_shift_nothing(tmp_path: Path) -> None:
+    forked = meta()
+    forked["payload"]["forked_from_id"] = "019a0000-0000-7000-8000-000000000001"
+    records = [
+        forked,
+        token_count(777, 700, 70, 0, 50_000),  # the parent's last count, copied
+        turn_context(),
+        message("user", "go on"),
+        call("call_1", "ls"),
+        token_count(1000, 0, 10, 0, 51_000),
+        output("call_1", "a"),
+        message("assistant", "Done."),
+        token_count(1100, 1000, 5, 0, 52_100),
+    ]
+    (session,) = load_sessions(write_jsonl(tmp_path / "rollout-f.jsonl", records))
+    assert [c.usage.input_tokens if c.usage else None for c in session.calls] == [1000, 1100]
+    assert session.totals is not None
+    assert session.totals.calls == 2
+    assert session.totals.input_tokens == 2100  # the fork's own, not the parent's
+
+
+def test_an_old_rollout_without_turn_context_keeps_its_model(tmp_path: Path) -> None:
+    old = meta()
+    old["payload"]["cli_version"] = "0.34.0"
+    old["payload"]["model"] = "gpt-5"
+    records = [old, message("user", "hi"), message("assistant", "Hello.")]
+    records.append(token_count(900, 0, 12, 0, 900))
+    (session,) = load_sessions(write_jsonl(tmp_path / "rollout-o.jsonl", records))
+    assert session.model == "gpt-5"
+    assert [c.model for c in session.calls] == ["gpt-5"]
+
+
+def test_each_call_carries_the_model_in_force(tmp_path: Path) -> None:
+    records = [
+        meta(),
+        turn_context("gpt-5"),
+        message("user", "hi"),
+        message("assistant", "Hello."),
+        token_count(900, 0, 12, 0, 900),
+        turn_context("gpt-5-mini"),
+        message("user", "again"),
+        message("assistant", "Hello again."),
+        token_count(950, 900, 8, 0, 1850),
+    ]
+    (session,) = load_sessions(write_jsonl(tmp_path / "rollout-m.jsonl", records))
+    assert [c.model for c in session.calls] == ["gpt-5", "gpt-5-mini"]
+
+
+def test_usage_records_and_a_compaction_right_after_an_answer(tmp_path: Path) -> None:
+    """0.17x: one ``token_usage_record`` per response; the compaction's summary response
+    follows the turn's last answer directly and is its own call; the context restarts
+    from the replacement history (zero counts after it are no call)."""
+    history = [
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]},
+        {"type": "additional_tools", "role": "developer"},
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Sum."}]},
+    ]
+    records = [
+        meta(),
+        turn_context(),
+        message("user", "hi"),
+        message("assistant", "Hello."),
+        usage_record(900, 0, 12),
+        token_count(900, 0, 12, 0, 900),
+        message("assistant", "Sum."),
+        usage_record(950, 0, 3),
+        token_count(950, 0, 3, 0, 1850),
+        line("compacted", {"message": "Sum.", "replacement_history": history}),
+        token_count(0, 0, 0, 0, 1850),
+        message("user", "again"),
+        message("assistant", "Hello again."),
+        usage_record(300, 0, 4),
+    ]
+    (session,) = load_sessions(write_jsonl(tmp_path / "rollout-c.jsonl", records))
+    assert [c.usage.input_tokens if c.usage else None for c in session.calls] == [900, 950, 300]
+    assert session.skipped == {"compacted.additional_tools": 1}
+    (reset,) = session.resets
+    assert [item_text(i) for i in session.items[reset:]] == ["hi", "Sum.", "again", "Hello again."]
+    assert session.context_start(session.calls[-1].position) == reset
+    assert session.context_start(session.calls[0].position) == 0
+    request = session.request(session.calls[-1].position)
+    assert [i.role for i in request] == ["system", "user", "user", "user"]  # prompt kept
+    assert not find_orphans(session.items, allow_pending_tail=False)
+
+
+def test_a_bad_item_is_named_by_its_own_line(tmp_path: Path) -> None:
+    records = [
+        meta(),
+        turn_context(),
+        message("user", "hi"),
+        message("assistant", "Hello."),
+        usage_record(900, 0, 12),
+        message("assistant", "Back to back."),
+        usage_record(950, 0, 3),
+        line("response_item", {"type": "message", "role": "user", "content": 5}),  # line 8
+    ]
+    with pytest.raises(TraceError, match="expected an array") as e:
+        load_sessions(write_jsonl(tmp_path / "rollout-b.jsonl", records))
+    assert e.value.line == 8

@@ -38,6 +38,12 @@ class Reply:
     """(tool name, arguments); the server generates unique call ids."""
     reasoning_tokens: int = 0
     """Hidden reasoning, reported in the usage details and included in output_tokens."""
+    custom_calls: Sequence[tuple[str, str]] = ()
+    """Responses only: (tool name, free-form input) ``custom_tool_call`` items, after the
+    function calls (Codex's ``apply_patch`` is such a tool)."""
+    output_items: Sequence[dict[str, Any]] = ()
+    """Responses only: extra output items sent as given before the message (for instance
+    a ``web_search_call``); they cost the tokens of their JSON."""
 
 
 @dataclass

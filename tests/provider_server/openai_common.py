@@ -79,6 +79,10 @@ def reply_output_tokens(reply: Reply) -> int:
     total = len(tokens(reply.text)) + reply.reasoning_tokens
     for name, args in reply.tool_calls:
         total += len(tokens(name)) + len(tokens(arguments_json(args)))
+    for name, text in reply.custom_calls:
+        total += len(tokens(name)) + len(tokens(text))
+    for item in reply.output_items:
+        total += len(tokens(json.dumps(item, sort_keys=True)))
     return total
 
 

@@ -143,9 +143,9 @@ class ResponsesWire(OpenAIWire):
                     param=f"input[{index}].role",
                     code="invalid_value",
                 )
-            if kind == "function_call":
+            if kind in ("function_call", "custom_tool_call"):
                 calls.add(str(item.get("call_id")))
-            elif kind == "function_call_output":
+            elif kind in ("function_call_output", "custom_tool_call_output"):
                 call_id = str(item.get("call_id"))
                 if call_id not in calls:
                     raise self.error(
@@ -185,7 +185,8 @@ def output_items(reply: Reply) -> list[JSON]:
     items: list[JSON] = []
     if reply.reasoning_tokens:
         items.append({"id": new_id("rs_"), "type": "reasoning", "summary": []})
-    if reply.text or not reply.tool_calls:
+    items.extend(dict(item) for item in reply.output_items)
+    if reply.text or not (reply.tool_calls or reply.custom_calls):
         text = {"type": "output_text", "text": reply.text, "annotations": [], "logprobs": []}
         items.append(
             {
@@ -205,6 +206,17 @@ def output_items(reply: Reply) -> list[JSON]:
                 "call_id": new_id("call_"),
                 "name": name,
                 "arguments": arguments_json(args),
+            }
+        )
+    for name, text in reply.custom_calls:
+        items.append(
+            {
+                "id": new_id("ctc_"),
+                "type": "custom_tool_call",
+                "status": "completed",
+                "call_id": new_id("call_"),
+                "name": name,
+                "input": text,
             }
         )
     return items
@@ -300,6 +312,15 @@ def stream_events(body: JSON, final: JSON, items: list[JSON]) -> list[tuple[str 
                 name=item["name"],
                 arguments=item["arguments"],
             )
+        elif item["type"] == "custom_tool_call":
+            emit(
+                "response.output_item.added",
+                output_index=index,
+                item={**item, "status": "in_progress", "input": ""},
+            )
+            for piece in json_pieces(item["input"]):
+                emit("response.custom_tool_call_input.delta", **where, delta=piece)
+            emit("response.custom_tool_call_input.done", **where, input=item["input"])
         else:
             emit("response.output_item.added", output_index=index, item=item)
         emit("response.output_item.done", output_index=index, item=item)

@@ -2,9 +2,10 @@
 
 An item that no compaction may shorten and that is alone past the room the fixed content
 leaves would make every later request fail, so it never enters: fixed or pinned content
-(no strategy touches it), and a message whose parts no strategy can cut (reasoning with
-its signature, images, documents, opaque blocks, call arguments). Texts and tool output
-can always be cut to fit, so they are never refused here. Pure: the counts are passed in.
+(no strategy touches it), and a message holding parts no strategy can cut (reasoning with
+its signature, images, documents) that alone is past that room. Texts, tool output and
+call arguments are cut, cleared or summarized to fit, so they are never refused here.
+Pure: the counts are passed in.
 """
 
 from __future__ import annotations
@@ -14,13 +15,22 @@ import json
 from collections.abc import Callable, Sequence
 
 from ctxbudget.errors import ContextOverflow
-from ctxbudget.session.items import Item, Part, TextPart, ToolResultPart, item_to_dict
+from ctxbudget.session.items import (
+    DocumentPart,
+    ImagePart,
+    Item,
+    Part,
+    ReasoningPart,
+    TextPart,
+    ToolResultPart,
+    item_to_dict,
+)
 
 __all__ = ["SLACK", "check_room"]
 
-SLACK = 64
-"""Room a lone message needs beside it: request framing, the note a compacted Anthropic
-conversation starts with, a placeholder for what it replaced (tokens)."""
+SLACK = 16
+"""Room a lone message needs beside it: request framing and the note a compacted Anthropic
+conversation starts with (tokens)."""
 
 
 def check_room(
@@ -34,7 +44,13 @@ def check_room(
     """Raise ContextOverflow for ``items`` that could never fit ``usable`` tokens beside
     what is fixed or pinned already (``base()``); ``fixed(item)``: no strategy touches it."""
     kept = [i for i in items if fixed(i)]
-    rigid = [_rigid(i) for i in items if not fixed(i) and _size_bound(i) > usable // 2]
+    rigid = [
+        _rigid(i)
+        for i in items
+        if not fixed(i)
+        and any(isinstance(p, _UNCUT) for p in i.parts)
+        and _size_bound(i) > usable // 2
+    ]
     if not kept and not rigid:
         return
     held = base()
@@ -54,13 +70,17 @@ def check_room(
         if held + size + SLACK > usable:
             raise ContextOverflow(
                 f"a {item.role} message whose parts no compaction can shorten (reasoning, "
-                f"images, documents, call arguments: {size:,} tokens) cannot fit beside "
+                f"images, documents: {size:,} tokens) cannot fit beside "
                 f"the fixed content ({held:,} of {usable:,} tokens), so every later request "
                 "would fail. Split or shorten it, or use a model with a larger window.",
                 component=item.component.value,
                 size=held + size,
                 limit=usable,
             )
+
+
+_UNCUT = (ReasoningPart, ImagePart, DocumentPart)
+"""Parts no strategy cuts (a thinking block keeps its signature)."""
 
 
 def _size_bound(item: Item) -> int:

@@ -102,6 +102,10 @@ def _walk(root: Path, skipped: list[Skipped] | None) -> Iterator[Session]:
         if any(part.startswith(".") for part in relative.parts[:-1]):
             continue
         name = relative.as_posix()
+        companion = claude_code.companion_of(path)
+        if companion is not None:  # read with its session: never a second session
+            passed.append(Skipped(name, companion, log=False))
+            continue
         try:
             doc = read_document(path)
         except TraceError as exc:  # unreadable, not UTF-8, empty or not JSON

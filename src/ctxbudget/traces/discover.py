@@ -6,6 +6,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from ctxbudget.traces import claude_code
+
 __all__ = ["discover_user_logs"]
 
 
@@ -15,7 +17,9 @@ def discover_user_logs(
     """The session logs of Claude Code and Codex CLI on this machine, newest first.
 
     Claude Code: ``projects/*/*.jsonl`` under ``$CLAUDE_CONFIG_DIR`` (default
-    ``~/.claude``). Codex CLI: ``sessions/**/rollout-*.jsonl`` under ``$CODEX_HOME``
+    ``~/.claude``), and the sub-agent transcripts beside them
+    (``projects/*/<session>/subagents/agent-*.jsonl``, not the compaction copies).
+    Codex CLI: ``sessions/**/rollout-*.jsonl`` under ``$CODEX_HOME``
     (default ``~/.codex``). Sorted by modification time, newest first; folders that do not
     exist give nothing (no error). ``home`` and ``environ`` replace ``Path.home()`` and
     ``os.environ`` (tests, or looking at another account's files).
@@ -24,7 +28,16 @@ def discover_user_logs(
     base = Path.home() if home is None else Path(home)
     claude = _root(env.get("CLAUDE_CONFIG_DIR"), base / ".claude", base)
     codex = _root(env.get("CODEX_HOME"), base / ".codex", base)
-    found = [*claude.glob("projects/*/*.jsonl"), *codex.glob("sessions/**/rollout-*.jsonl")]
+    subagents = [
+        path
+        for path in claude.glob("projects/*/*/subagents/agent-*.jsonl")
+        if claude_code.companion_of(path) is None  # compaction copies: never a session
+    ]
+    found = [
+        *claude.glob("projects/*/*.jsonl"),
+        *subagents,
+        *codex.glob("sessions/**/rollout-*.jsonl"),
+    ]
     dated: list[tuple[float, str, Path]] = []
     for path in found:
         try:

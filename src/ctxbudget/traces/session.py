@@ -70,6 +70,27 @@ class Session:
     """Text-only agents (commands in the assistant's text, output sent back as a user
     message): item id of each such observation → the tool that produced it (the command's
     first word, e.g. ``bash``, ``open``). These items have component ``TOOL_RESULTS``."""
+    skipped: Mapping[str, int] = field(default_factory=dict)
+    """Record kinds the importer did not know and passed over → how many lines of each
+    (agents add new kinds every few releases; they are counted and shown, never fatal)."""
+    resets: tuple[int, ...] = ()
+    """Item positions where the client restarted the context (a ``/compact`` boundary,
+    a Codex compaction): a call's request holds the system prompt and the items from the
+    last reset at or before it (:meth:`request`), not the history the compaction replaced."""
+    parent: str | None = None
+    """For a sub-agent's own transcript: the id of the session that started it (its calls
+    are billed apart from that session's, so they are never counted twice)."""
+
+    def context_start(self, position: int) -> int:
+        """Where the conversation of the call at ``position`` starts (0 unless a reset)."""
+        return max((r for r in self.resets if r <= position), default=0)
+
+    def request(self, position: int) -> tuple[Item, ...]:
+        """The items the client sent for the call at ``position``: the system prompt, then
+        everything from the last reset before it (everything before it, without resets)."""
+        start = self.context_start(position)
+        kept = tuple(i for i in self.items[:start] if i.role == "system")
+        return kept + self.items[start:position]
 
     @property
     def billed(self) -> bool:
