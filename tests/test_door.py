@@ -289,3 +289,14 @@ def test_a_message_no_compaction_can_shorten_past_the_window_is_refused() -> Non
     assert len(mgr.log) == before
     mgr.append({"role": "user", "content": "word " * 9_000})  # plain text: cut to fit
     check_both_providers(mgr)
+
+
+def test_a_render_error_names_the_item_not_its_place_in_a_list() -> None:
+    """What OpenAI chat cannot take (a document by URL) is refused when that provider is
+    asked for, naming the item."""
+    mgr = ContextManager("gpt-4o")
+    document = {"type": "document", "source": {"type": "url", "url": "https://x.test/a.pdf"}}
+    (item,) = mgr.extend([{"role": "user", "content": [document]}], format="anthropic")
+    with pytest.raises(ConversionError, match=rf"item {item.id}\.content: .*by URL"):
+        mgr.prepare("openai")
+    assert mgr.prepare("anthropic")["messages"][0]["content"][0] == document

@@ -198,3 +198,21 @@ def test_resume_after_a_retraction_frees_its_call_ids(
     ]
     assert again == [last, f"call_{STEPS}"], "the call id was free: not renamed"
     assert _step(resumed, STEPS + 1, provider) == _step(written, STEPS + 1, provider)
+
+
+def test_an_older_snapshot_is_not_parsed_until_it_is_used() -> None:
+    """Resuming reads only the latest snapshot: decoding a stored one costs no JSON parse
+    of its state (a broken one fails only when read)."""
+    from ctxbudget.errors import StorageError
+    from ctxbudget.session.log import Snapshot
+    from ctxbudget.store.events import StoredEvent, decode_event, encode_event
+
+    good = encode_event(Snapshot(7, 2, {"next": 3}))
+    event = decode_event(good)
+    assert isinstance(event, Snapshot)
+    assert (event.seq, event.version, dict(event.state)) == (7, 2, {"next": 3})
+    broken = decode_event(StoredEvent(seq=8, kind="snapshot", body='{"state":{oops,"version":2}'))
+    assert isinstance(broken, Snapshot)
+    assert broken.version == 2
+    with pytest.raises(StorageError, match="snapshot"):
+        dict(broken.state)

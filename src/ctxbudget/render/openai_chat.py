@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ctxbudget.convert.openai_chat import to_openai_chat, to_openai_chat_tools
+from ctxbudget.errors import ConversionError
 from ctxbudget.session.items import Item, ToolSpec
 
 __all__ = ["OpenAIChatRenderer"]
@@ -42,7 +43,12 @@ class OpenAIChatRenderer:
         entry = self._messages.get(item.id)
         if entry is not None and entry[0] is item:
             return entry[1]
-        rendered = tuple(to_openai_chat([item]))
+        try:
+            rendered = tuple(to_openai_chat([item]))
+        except ConversionError as exc:  # name the item, not its place in a one-item list
+            message = str(exc).removeprefix(f"{exc.path}: ")
+            where = exc.path.replace("items[0]", f"item {item.id}", 1)
+            raise ConversionError(message, path=where) from exc
         self._messages[item.id] = (item, rendered)
         return rendered
 

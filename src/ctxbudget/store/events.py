@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
@@ -55,7 +56,15 @@ def encode_event(event: Event) -> StoredEvent:
 
 
 def decode_event(stored: StoredEvent) -> Event:
-    """The event a :class:`StoredEvent` holds; a corrupt one raises ``StorageError``."""
+    """The event a :class:`StoredEvent` holds; a corrupt one raises ``StorageError``.
+
+    A snapshot's state is read only when it is used (:class:`_LazyState`): a resume reads
+    the latest one, so older snapshots cost no JSON parsing, and resuming does not grow
+    with the number of prepares."""
+    if stored.kind == "snapshot":
+        found = _SNAPSHOT_VERSION.search(stored.body)
+        if found is not None:
+            return Snapshot(stored.seq, int(found.group(1)), _LazyState(stored))
     try:
         data = json.loads(stored.body)
         return _event(stored.seq, stored.kind, data)
@@ -64,6 +73,38 @@ def decode_event(stored: StoredEvent) -> Event:
             f"stored event {stored.seq} ({stored.kind}) cannot be read: {exc}; "
             "the store holds data this version of ctxbudget did not write"
         ) from exc
+
+
+_SNAPSHOT_VERSION = re.compile(r',"version":(\d+)\}$')
+"""The version at the end of a snapshot body (keys sorted: ``state`` comes first)."""
+
+
+class _LazyState(Mapping[str, Any]):
+    """A stored snapshot's state, parsed on first use."""
+
+    def __init__(self, stored: StoredEvent) -> None:
+        self._stored = stored
+        self._state: Mapping[str, Any] | None = None
+
+    def _load(self) -> Mapping[str, Any]:
+        if self._state is None:
+            try:
+                state = json.loads(self._stored.body)["state"]
+            except (ValueError, KeyError, TypeError) as exc:
+                raise StorageError(
+                    f"stored event {self._stored.seq} (snapshot) cannot be read: {exc}"
+                ) from exc
+            self._state = state if isinstance(state, Mapping) else {}
+        return self._state
+
+    def __getitem__(self, key: str) -> Any:
+        return self._load()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._load())
+
+    def __len__(self) -> int:
+        return len(self._load())
 
 
 def _payload(event: Event) -> tuple[EventKind, dict[str, Any]]:
