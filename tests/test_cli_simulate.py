@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from _traces import TRACES, requires_traces
-from ctxbudget.analyze import analyze_session
+from ctxbudget.analyze import Analysis, analyze_session
 from ctxbudget.budget.models import resolve_model
+from ctxbudget.cli._sources import demo_as_session, sub_agent_note
+from ctxbudget.cli.analyze import _sessions
 from ctxbudget.traces import load_sessions
 from test_cli import run
 
@@ -233,3 +237,36 @@ def test_analyze_matches_the_cost_mini_swe_agent_recorded(
     assert code == 0
     data = json.loads(out)
     assert data["recorded_cost_usd"] == pytest.approx(data["computed_cost_usd"], rel=0.02)
+
+
+def test_skipped_record_kinds_are_shown_by_analyze_and_simulate(
+    capsys: pytest.CaptureFixture[str], no_user_logs: Path
+) -> None:
+    """Record kinds a newer Claude Code wrote (unknown to the importer) are counted and
+    shown: a line in the tables, ``skipped_records`` per session in ``--json``."""
+    path = _claude_code_log(no_user_logs)
+    extra = [{"type": "attachment", "uuid": f"x{n}", "sessionId": "s1"} for n in range(3)]
+    extra.append({"type": "mode", "sessionId": "s1"})
+    with path.open("a", encoding="utf-8") as f:
+        f.write("".join(json.dumps(line) + "\n" for line in extra))
+    line = "skipped record kinds: attachment ×3, mode ×1"
+    for args in (("analyze", str(path)), ("simulate", str(path), "--policy", "none")):
+        code, out, err = run(capsys, *args, "--json")
+        assert code == 0, err
+        data = json.loads(out)
+        assert data["per_session"][0]["skipped_records"] == {"attachment": 3, "mode": 1}
+        assert data["per_session"][0]["parent"] is None
+        code, out, err = run(capsys, *args)
+        assert code == 0, err
+        assert line in out
+
+
+def test_analyze_lists_a_sub_agent_with_its_parent(capsys: pytest.CaptureFixture[str]) -> None:
+    """A sub-agent's own transcript is listed with the session that started it."""
+    session = replace(demo_as_session(3), name="agent-a1", parent="s1")
+    analysis = Analysis([analyze_session(session)])
+    assert analysis.to_json()["per_session"][0]["parent"] == "s1"
+    out = Console(width=250, record=True)
+    out.print(_sessions(analysis))
+    assert "agent-a1 (sub-agent of s1)" in out.export_text()
+    assert sub_agent_note(None) == ""

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from ctxbudget.analyze import Analysis, analyze_session
 from ctxbudget.analyze.composition import composition_per_call
 from ctxbudget.budget.accounting import counter_for
 from ctxbudget.budget.models import resolve_model
@@ -221,3 +223,141 @@ def test_a_log_with_an_interrupted_call_and_a_repeated_id_replays() -> None:
     assert set(result.runs) == {"none", "ctxbudget"}
     assert result.calls == 3
     assert all(len(run.costs) == 3 for run in result.runs.values())
+
+
+def _compacted(reset: bool = True) -> Session:
+    """A session whose client compacted its own context (a ``/compact``) midway: the
+    summary item starts the context over, and later calls were sent only what follows."""
+    messages: list[dict[str, object]] = [
+        {"role": "system", "content": "You are a careful engineer."},
+        {"role": "user", "content": "Fix the failing test in pkg/parser.py"},
+    ]
+    for n in range(6):
+        messages.append(
+            {
+                "role": "assistant",
+                "content": f"Reading part {n}.",
+                "tool_calls": [
+                    {
+                        "id": f"c{n}",
+                        "type": "function",
+                        "function": {"name": "bash", "arguments": json.dumps({"cmd": f"cat {n}"})},
+                    }
+                ],
+            }
+        )
+        body = "\n".join(f"def early_{n}_{k}(): return {k}" for k in range(200))
+        messages.append({"role": "tool", "tool_call_id": f"c{n}", "content": body})
+    summary = "Summary of the work so far: early_1_5 is the culprit."
+    messages.append({"role": "user", "content": summary})
+    messages.append({"role": "assistant", "content": "Fixing early_1_5 and early_2_9 now."})
+    messages.append({"role": "user", "content": "Go on."})
+    messages.append({"role": "assistant", "content": "Done."})
+    items = tuple(from_openai_chat(messages))
+    at = next(n for n, i in enumerate(items) if i.role == "user" and "Summary" in str(i.parts))
+    return Session(
+        name="compacted",
+        source="test",
+        format="openai-chat",
+        items=items,
+        tools=tuple(from_openai_chat_tools(TOOLS)),
+        calls=tuple(RecordedCall(position=n) for n, i in enumerate(items) if i.role == "assistant"),
+        resets=(at,) if reset else (),
+    )
+
+
+@pytest.mark.parametrize("model", ["claude-sonnet-4-5", "gpt-4.1"])
+def test_baselines_replay_what_the_client_sent_after_its_own_compaction(
+    model: str, tmp_path: Path
+) -> None:
+    """After a ``/compact`` the client sent the system prompt and what followed, not the
+    history it replaced: the baselines replay that (so the peak is no longer the whole
+    session), while ctxbudget manages the whole history in the client's place."""
+    spec = resolve_model(model)
+    session, whole = _compacted(), _compacted(reset=False)
+    at = session.resets[0]
+    result = simulate_session(session, DEFAULT_POLICIES, spec, export_dir=tmp_path)
+    before = simulate_session(whole, DEFAULT_POLICIES, spec)
+    after = [n for n, c in enumerate(session.calls) if c.position > at]
+    assert after == [6, 7]
+    for policy in ("none-nocache", "none", "mask-last-10", "clear-tool-uses"):
+        run, full = result.runs[policy], before.runs[policy]
+        assert run.context[:6] == full.context[:6]  # the same until the reset
+        assert all(run.context[n] < run.context[5] / 5 for n in after)
+        assert all(run.context[n] < full.context[n] for n in after)
+        lines = (tmp_path / policy / "compacted.jsonl").read_text().splitlines()
+        sent = json.dumps(json.loads(lines[6])["request"])
+        assert "careful engineer" in sent
+        assert "Summary of the work" in sent
+        assert "early_3_" not in sent
+        assert "pkg/parser.py" not in sent
+    assert result.runs["none"].peak == result.runs["none"].context[5]
+    # ctxbudget is fed the whole history either way: it manages it in the client's place
+    assert result.runs["ctxbudget"].context == before.runs["ctxbudget"].context
+    # retention still scores what the client's compaction lost (early_2_9 was only in the
+    # dropped history), but no recall call the client never made is priced for it
+    none = result.runs["none"]
+    assert none.retention.used == before.runs["none"].retention.used
+    assert none.retention.kept == none.retention.used - 1
+    assert before.runs["none"].retention.share == 1.0
+    assert none.recalls == 0
+    assert none.recall_cost == 0
+    assert result.resets == 1
+    assert before.resets == 0
+
+
+def test_a_session_without_resets_replays_exactly_as_before() -> None:
+    """No reset: every baseline gets the whole history (the same objects), as always."""
+    session = _compacted(reset=False)
+    assert session.request(len(session.items) - 1) == session.items[:-1]
+
+
+def test_the_composition_restarts_at_each_client_reset() -> None:
+    """At a reset the running composition restarts from the tool schemas and the system
+    prompt, then adds the summary and what follows: each call's total is its request's."""
+    spec = resolve_model("gpt-4.1")
+    counter = counter_for(spec)
+    session = _compacted()
+    composition, positions = composition_per_call(session, counter)
+    schemas = counter.count_tools(session.tools).tokens
+    totals = [sum(c) for c in zip(*composition.values(), strict=True)]
+    for position, total in zip(positions, totals, strict=True):
+        request = session.request(position)
+        assert total == schemas + sum(counter.count_item(i).tokens for i in request)
+    at = session.resets[0]
+    last = positions.index(max(p for p in positions if p > at))
+    assert composition["tool results: bash"][last] == 0
+    assert composition["system"][last] == composition["system"][0] > 0
+    whole, _ = composition_per_call(_compacted(reset=False), counter)
+    assert whole["tool results: bash"][last] > 0
+
+
+def test_analyze_peaks_at_what_the_client_sent() -> None:
+    """``analyze`` (no billed usage: the ``none`` replay prices it) counts the prompt the
+    client sent: the compacted session's later calls are small, the figures agree."""
+    spec = resolve_model("gpt-4.1")
+    compacted = analyze_session(_compacted(), spec)
+    whole = analyze_session(_compacted(reset=False), spec)
+    assert compacted.prompts[:6] == whole.prompts[:6]
+    assert compacted.prompts[7] < whole.prompts[7] / 5
+    assert compacted.peak == compacted.prompts[5]
+    assert compacted.input_cost is not None
+    assert whole.input_cost is not None
+    assert compacted.input_cost < whole.input_cost
+    assert compacted.resets == 1
+    row = Analysis([compacted]).to_json()["per_session"][0]
+    assert row["client_resets"] == 1
+    assert row["peak_tokens"] == compacted.peak
+
+
+def test_skipped_records_and_parent_reach_the_results() -> None:
+    """Record kinds a newer agent wrote and the parent of a sub-agent's transcript are in
+    the per-session JSON of ``simulate``."""
+    session = replace(_compacted(), skipped={"attachment": 33, "mode": 2}, parent="abc123")
+    result = simulate_session(session, ("none",), resolve_model("gpt-4.1"))
+    sim = Simulation(model="gpt-4.1", provider="openai", exact=True, policies=("none",))
+    sim.sessions.append(result)
+    row = sim.to_json()["per_session"][0]
+    assert row["skipped_records"] == {"attachment": 33, "mode": 2}
+    assert row["parent"] == "abc123"
+    assert row["client_resets"] == 1

@@ -433,6 +433,35 @@ def test_a_compact_boundary_restarts_the_context(tmp_path: Path) -> None:
     assert session.recorded_cost == Decimal("0.25")
 
 
+def test_after_a_compact_the_replay_and_the_composition_use_what_was_sent(
+    tmp_path: Path,
+) -> None:
+    """End to end: after a ``/compact`` the ``none`` replay and ``analyze``'s composition
+    count the summary and what follows, not the history it replaced."""
+    from ctxbudget.analyze.composition import composition_per_call
+    from ctxbudget.budget.accounting import counter_for
+    from ctxbudget.budget.models import resolve_model
+    from ctxbudget.simulate import simulate_session
+
+    log = parallel_session()
+    boundary = {"type": "system", "subtype": "compact_boundary", "sessionId": SESSION}
+    log.records.append({**boundary, "uuid": "b-1"})
+    log.user("This session is being continued from a previous conversation.")
+    log.records[-1]["isCompactSummary"] = True
+    log.assistant("msg_09", [{"type": "text", "text": "Continuing."}], usage(5, 3, read=900))
+    (session,) = load_sessions(write_jsonl(tmp_path / "s.jsonl", log.records))
+    spec = resolve_model("gpt-4.1")
+    counter = counter_for(spec)
+    run = simulate_session(session, ["none"], spec, counter=counter).runs["none"]
+    composition, positions = composition_per_call(session, counter)
+    last = [sum(c) for c in zip(*composition.values(), strict=True)][-1]
+    request = session.request(positions[-1])
+    assert last == counter.count_tools(session.tools).tokens * bool(session.tools) + sum(
+        counter.count_item(i).tokens for i in request
+    )
+    assert run.context[-1] < max(run.context[:-1])
+
+
 def test_sub_agent_and_compaction_transcripts_in_a_folder(tmp_path: Path) -> None:
     main = write_jsonl(tmp_path / f"{SESSION}.jsonl", parallel_session().records)
     folder = tmp_path / SESSION / "subagents"

@@ -79,6 +79,12 @@ class SessionAnalysis:
     """What the log says the session cost (USD)."""
     computed_cost: Decimal | None
     """What ctxbudget computes for the calls the log billed (USD; input + output)."""
+    skipped_records: dict[str, int] = field(default_factory=dict)
+    """Record kinds the importer did not know → lines passed over (``Session.skipped``)."""
+    parent: str | None = None
+    """For a sub-agent's transcript: the session that started it (``Session.parent``)."""
+    resets: int = 0
+    """How many times the client compacted its own context (``Session.resets``)."""
 
     @property
     def prompts(self) -> list[int]:
@@ -185,6 +191,9 @@ class Analysis:
                     "recorded_cost_usd": _money(s.recorded_cost),
                     "computed_cost_usd": _money(s.computed_cost),
                     "difference_usd": _money(s.difference),
+                    "skipped_records": dict(s.skipped_records),
+                    "parent": s.parent,
+                    "client_resets": s.resets,
                     "components": {
                         name: {"tokens": tokens, "input_cost_usd": _money(dollars)}
                         for name, (tokens, dollars) in s.by_component().items()
@@ -343,6 +352,9 @@ def analyze_session(
         cache_source=source,
         recorded_cost=session.recorded_cost,
         computed_cost=computed,
+        skipped_records=dict(session.skipped),
+        parent=session.parent,
+        resets=len(session.resets),
     )
 
 

@@ -62,8 +62,14 @@ def item_shares(
 def composition_per_call(
     session: Session, counter: TokenCounter
 ) -> tuple[dict[str, list[int]], list[int]]:
-    """Tokens by component in the prompt of each model call (the whole history before it),
-    and each call's item index. Components absent from the session are left out.
+    """Tokens by component in the prompt of each model call (what the client sent for it:
+    :meth:`Session.request`, the whole history before it unless the client compacted its
+    own context), and each call's item index. Components absent from the session are left
+    out.
+
+    At each of the session's resets the running sum restarts from the tool schemas and the
+    system items before it (what :meth:`Session.request` keeps); the item at the reset
+    (the client's summary) and what follows are added from there.
 
     Counts go through ``counter``'s cache: pass the counter the session was replayed with
     (``simulate_session(..., counter=counter)``) and no item is tokenized twice.
@@ -71,10 +77,14 @@ def composition_per_call(
     tool_names = {c.id: c.name for item in session.items for c in item.tool_calls}
     schemas = counter.count_tools(session.tools).tokens if session.tools else 0
     running: dict[str, int] = {TOOL_SCHEMAS: schemas} if schemas else {}
+    kept = dict(running)  # what survives a reset: the schemas and the system items so far
+    resets = set(session.resets)
     per_call: list[dict[str, int]] = []
     positions: list[int] = []
     last = max((n for n, item in enumerate(session.items) if item.role == "assistant"), default=-1)
     for index, item in enumerate(session.items):
+        if index in resets:
+            running = dict(kept)
         if item.role == "assistant":
             per_call.append(dict(running))
             positions.append(index)
@@ -82,6 +92,8 @@ def composition_per_call(
                 break  # what follows the last call is in no prompt: left uncounted
         for name, tokens in item_shares(item, counter, tool_names, session.observations).items():
             running[name] = running.get(name, 0) + tokens
+            if item.role == "system":
+                kept[name] = kept.get(name, 0) + tokens
     names = _ordered({n for call in per_call for n, t in call.items() if t}, per_call)
     return {n: [call.get(n, 0) for call in per_call] for n in names}, positions
 

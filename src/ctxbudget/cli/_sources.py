@@ -3,7 +3,7 @@ the built-in demo session, so the main job runs on any machine with no setup."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +19,15 @@ from ctxbudget.traces import discover_user_logs, load_sessions
 from ctxbudget.traces._load import Skipped, skip_reason
 from ctxbudget.traces.session import RecordedCall, Session
 
-__all__ = ["Sources", "demo_as_session", "progress", "resolve_sources", "steps"]
+__all__ = [
+    "Sources",
+    "demo_as_session",
+    "progress",
+    "resolve_sources",
+    "skipped_records_line",
+    "steps",
+    "sub_agent_note",
+]
 
 DISCOVERED_LIMIT = 20
 """Newest discovered log files read when no path and no ``--limit`` is given."""
@@ -56,6 +64,30 @@ class Sources:
             names = ", ".join(s.path for s in other[:3]) + (", ..." if len(other) > 3 else "")
             lines.append(f"skipped {len(other)} JSON file(s) that are not agent logs ({names})")
         return lines
+
+
+def skipped_records_line(skipped: Iterable[Mapping[str, int]]) -> str | None:
+    """Record kinds the importers passed over (a newer agent's), summed over sessions, most
+    first: ``skipped record kinds: attachment ×33, mode ×2``; ``None`` when there are none."""
+    total: dict[str, int] = {}
+    for kinds in skipped:
+        for kind, lines in kinds.items():
+            total[kind] = total.get(kind, 0) + lines
+    if not total:
+        return None
+    listed = ", ".join(
+        f"{kind} ×{lines:,}"
+        for kind, lines in sorted(total.items(), key=lambda kv: (-kv[1], kv[0]))
+    )
+    return (
+        f"skipped record kinds: {listed} (written by a newer agent than this importer knows; "
+        "not counted)"
+    )
+
+
+def sub_agent_note(parent: str | None) -> str:
+    """`` (sub-agent of <id>)`` for a sub-agent's own transcript, else empty."""
+    return "" if parent is None else f" (sub-agent of {parent})"
 
 
 def demo_as_session(turns: int | None = None) -> Session:

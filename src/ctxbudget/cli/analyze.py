@@ -20,7 +20,12 @@ from ctxbudget.cli._models import (
     model_choice,
 )
 from ctxbudget.cli._output import console, notice, output_file, print_json
-from ctxbudget.cli._sources import progress, resolve_sources
+from ctxbudget.cli._sources import (
+    progress,
+    resolve_sources,
+    skipped_records_line,
+    sub_agent_note,
+)
 from ctxbudget.report.data import analysis_report
 from ctxbudget.report.html import write_html
 
@@ -82,7 +87,8 @@ def analyze(
     line = models_line(analysis)
     if line is not None:
         out.print(line, markup=False, highlight=False)
-    for line in sources.skipped_lines():
+    records = skipped_records_line(s.skipped_records for s in analysis.sessions)
+    for line in [*sources.skipped_lines(), *([records] if records else [])]:
         out.print(line, markup=False, highlight=False)
     if html is not None:
         out.print(f"Report: {html}" + (" (overwrote the file there)" if overwrote else ""))
@@ -192,7 +198,7 @@ def _sessions(analysis: Analysis) -> Table:
             else f" ({float(diff / s.recorded_cost):+.1%})"
         )
         table.add_row(
-            s.name if len(s.name) <= 40 else "…" + s.name[-39:],
+            (s.name if len(s.name) <= 40 else "…" + s.name[-39:]) + sub_agent_note(s.parent),
             s.format,
             priced_as(s),
             str(s.calls),

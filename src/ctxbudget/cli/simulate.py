@@ -23,7 +23,7 @@ from ctxbudget.cli._models import (
     model_choice,
 )
 from ctxbudget.cli._output import console, notice, output_dir, output_file, print_json
-from ctxbudget.cli._sources import resolve_sources, steps
+from ctxbudget.cli._sources import resolve_sources, skipped_records_line, steps
 from ctxbudget.report.data import simulation_report
 from ctxbudget.report.html import write_html
 from ctxbudget.simulate import DEFAULT_POLICIES, Simulation, check_policies, simulate_session
@@ -136,7 +136,8 @@ def simulate(
     if sim.output_cost is not None:
         at = f"{spec.name} prices" if len(plan.priced_calls) < 2 else "each call's model's prices"
         out.print(f"Output (the same under every policy): ${sim.output_cost:.2f} at {at}.")
-    for line in sources.skipped_lines():
+    records = skipped_records_line(s.skipped_records for s in sim.sessions)
+    for line in [*sources.skipped_lines(), *([records] if records else [])]:
         out.print(line, markup=False, highlight=False)
     if export_views is not None:
         out.print(f"Requests written under {export_views}/<policy>/<session>.jsonl")

@@ -1,10 +1,14 @@
 """The policies a session can be replayed through: baselines, then ctxbudget's own.
 
 A policy is started once per session and asked, at each model call, for the request the
-model would have received (:class:`Step`). Baselines re-apply a pure function to the
-untouched history each call, as the systems they model do; ctxbudget's policies feed a
-real :class:`~ctxbudget.manager.ContextManager` the new items and take what ``prepare()``
-returns, so the replay exercises exactly the code an agent would run.
+model would have received (:class:`Step`). Baselines re-apply a pure function to what the
+client sent for that call (:meth:`~ctxbudget.traces.session.Session.request`: the history
+since the client's last own compaction, a ``/compact``, with the system prompt), as the
+systems they model do on top of the client; ctxbudget's policies feed a real
+:class:`~ctxbudget.manager.ContextManager` the whole history, item by item, and take what
+``prepare()`` returns: they replace the client's context handling, so they manage the
+history themselves (the client's compaction summary reaches them as one more item), and
+the replay exercises exactly the code an agent would run.
 """
 
 from __future__ import annotations
@@ -68,8 +72,10 @@ class PolicyRunner(Protocol):
     marks_cache: bool
     """Places its own Anthropic cache breakpoints (else the best the rules allow are)."""
 
-    def step(self, history: Sequence[Item]) -> Step:
-        """The request for the call that follows ``history`` (the session so far)."""
+    def step(self, history: Sequence[Item], request: Sequence[Item]) -> Step:
+        """The request for the call that follows ``history`` (the session so far);
+        ``request`` is what the client itself sent for it (``history`` unless the client
+        compacted: see :meth:`~ctxbudget.traces.session.Session.request`)."""
         ...
 
     def close(self) -> None:
@@ -102,7 +108,7 @@ def wire_format(spec: ModelSpec) -> Format:
 
 
 class _Baseline:
-    """A pure function of the history, re-applied at every call."""
+    """A pure function of the client's request, re-applied at every call."""
 
     def __init__(
         self,
@@ -114,8 +120,8 @@ class _Baseline:
         self.name, self.cached, self.marks_cache = name, cached, False
         self._view_of, self._render = view_of, render
 
-    def step(self, history: Sequence[Item]) -> Step:
-        view = self._view_of(history)
+    def step(self, history: Sequence[Item], request: Sequence[Item]) -> Step:
+        view = self._view_of(request)
         return Step(view=view, body=self._render(view))
 
     def close(self) -> None:
@@ -123,7 +129,8 @@ class _Baseline:
 
 
 class _Managed:
-    """ctxbudget's ContextManager fed the session item by item."""
+    """ctxbudget's ContextManager fed the whole session item by item (the client's own
+    resets are not applied: the manager manages the history in the client's place)."""
 
     def __init__(
         self,
@@ -143,7 +150,7 @@ class _Managed:
         self._fed = 0
         self._provider: Any = "anthropic" if wire_format(spec) == "anthropic" else "openai"
 
-    def step(self, history: Sequence[Item]) -> Step:
+    def step(self, history: Sequence[Item], request: Sequence[Item]) -> Step:
         manager = self._manager
         manager.extend(list(history[self._fed :]))
         self._fed = len(history)

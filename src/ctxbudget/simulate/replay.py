@@ -1,14 +1,20 @@
 """Replay one imported session call by call through several policies, and price it.
 
 Each assistant item of the session is one model call whose request was everything before
-it. For every policy the request it would have sent is rendered for the simulated model's
-provider, run through the provider's cache rules (OpenAI: automatic prefix caching;
-Anthropic: the best breakpoints the rules allow for baselines, ctxbudget's own marks for
-ctxbudget), and priced. Calls are one ``STEP_SECONDS`` apart, so cache entries never
-expire mid-session. Retention is scored on the view each policy showed; a call whose view
-had lost references the agent then used is followed by one priced recall call (the
-request again, plus the lost items read back), so a policy cannot look cheap by dropping
-what the agent needs.
+it, or, after the client compacted its own context (a ``/compact``: ``Session.resets``),
+the system prompt and everything since (``Session.request``). Baselines start from what
+the client sent; ctxbudget's policies from the whole history (see
+:mod:`ctxbudget.simulate.policies`). For every policy the request it would have sent is
+rendered for the simulated model's provider, run through the provider's cache rules
+(OpenAI: automatic prefix caching; Anthropic: the best breakpoints the rules allow for
+baselines, ctxbudget's own marks for ctxbudget), and priced. Calls are one
+``STEP_SECONDS`` apart, so cache entries never expire mid-session. Retention is scored on
+the view each policy showed; a call whose view had lost references the agent then used is
+followed by one priced recall call (the request again, plus the lost items read back), so
+a policy cannot look cheap by dropping what the agent needs. Retention is tracked over the
+whole history either way: what the client's own compaction dropped and the agent then
+reuses counts as lost, but no policy is charged a recall for it (the client as it ran made
+no such call: recalls are priced only for what the client's own request still showed).
 """
 
 from __future__ import annotations
@@ -60,20 +66,31 @@ class _Lane:
         self.run = PolicyRun(policy=runner.name)
 
     def call(
-        self, history: Sequence[Item], output: Item, call: int, now: float, prices: Prices | None
+        self,
+        history: Sequence[Item],
+        request: Sequence[Item],
+        output: Item,
+        *,
+        call: int,
+        now: float,
+        prices: Prices | None,
+        client_lost: frozenset[str] = frozenset(),
     ) -> None:
         """Price the request the policy sends before ``output`` at ``prices`` and score its
-        retention."""
+        retention (``request``: what the client sent, see :meth:`PolicyRunner.step`).
+        ``client_lost``: references the client's own request had already lost (after its
+        compaction); losing them too is scored but not charged a recall call."""
         run, cache = self.run, self.cache
         self.prices = prices
-        step = self.runner.step(history)
+        step = self.runner.step(history, request)
         body, info = cache.on_request(step.body, self.fmt, now=now, planned=True)
         usage = info.prediction.as_usage()
         if cache.rules.mode == "none":
             usage = Usage(input_tokens=usage.input_tokens)
         cost = price(usage, self.prices)
         score = self.tracker.score(output, step.view)
-        recall = self._recall(usage, score.lost if score is not None else frozenset())
+        lost = score.lost - client_lost if score is not None else frozenset()
+        recall = self._recall(usage, lost)
         run.context.append(usage.input_tokens)
         run.costs.append(cost.input + recall if cost is not None and recall is not None else None)
         run.usage = run.usage + usage
@@ -141,6 +158,8 @@ def simulate_session(
     leading = task_length(items)
     clock = [0.0]
     lanes: list[_Lane] = []
+    # what the client's own requests lost: only a log with client compactions loses any
+    client = RetentionTracker() if session.resets else None
     try:
         for name, sink in zip(
             policies, _open_exports(export_dir, session.name, policies), strict=True
@@ -156,8 +175,22 @@ def simulate_session(
                 if item.role == "assistant":
                     clock[0] += STEP_SECONDS
                     listed = _call_prices(prices, call, spec)
+                    history = items[:index]
+                    request, client_lost = history, frozenset[str]()
+                    if client is not None:
+                        request = session.request(index)
+                        scored = client.score(item, request)
+                        client_lost = scored.lost if scored is not None else client_lost
                     for lane in lanes:
-                        lane.call(items[:index], item, call, clock[0], listed)
+                        lane.call(
+                            history,
+                            request,
+                            item,
+                            call=call,
+                            now=clock[0],
+                            prices=listed,
+                            client_lost=client_lost,
+                        )
                     billed = recorded.get(index)
                     usage = billed.usage if billed is not None else None
                     tokens = (
@@ -170,6 +203,8 @@ def simulate_session(
                     call += 1
                 for lane in lanes:
                     lane.tracker.observe(item, background=index < leading)
+                if client is not None:
+                    client.observe(item, background=index < leading)
     finally:
         for lane in lanes:
             lane.close()
@@ -183,6 +218,9 @@ def simulate_session(
         runs={lane.run.policy: lane.run for lane in lanes},
         output_tokens=output_tokens,
         output_cost=output_cost,
+        skipped_records=dict(session.skipped),
+        parent=session.parent,
+        resets=len(session.resets),
     )
 
 

@@ -93,6 +93,12 @@ class SessionResult:
     """Tokens the agent generated (billed where recorded, else counted); equal for all."""
     output_cost: Decimal | None
     """Their cost at the simulated model's output price (USD)."""
+    skipped_records: dict[str, int] = field(default_factory=dict)
+    """Record kinds the importer did not know → lines passed over (``Session.skipped``)."""
+    parent: str | None = None
+    """For a sub-agent's transcript: the session that started it (``Session.parent``)."""
+    resets: int = 0
+    """How many times the client compacted its own context (``Session.resets``)."""
 
 
 @dataclass(slots=True, kw_only=True)
@@ -248,6 +254,9 @@ def _session_json(s: SessionResult) -> dict[str, Any]:
         "calls": s.calls,
         "model": s.model,
         "output_tokens": s.output_tokens,
+        "skipped_records": dict(s.skipped_records),
+        "parent": s.parent,
+        "client_resets": s.resets,
         "policies": {
             p: {
                 "input_tokens": r.usage.input_tokens,
