@@ -31,6 +31,7 @@ def _register() -> None:
         "count",
         "demo",
         "models",
+        "probe",
         "sessions",
         "simulate",
         "spend",
