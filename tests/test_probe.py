@@ -25,6 +25,7 @@ from ctxbudget.probe import (
     score,
     views_at,
 )
+from ctxbudget.report._schema import validate
 from ctxbudget.traces.session import RecordedCall, Session
 from provider_server import ProviderServer, Reply
 from test_cli import run
@@ -275,6 +276,41 @@ def test_cli_table_and_json_offline(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert data["scores"]["mask-last-10"]["by_age"]["20-49"]["correct"] == 1
     assert len(data["outcomes"]) == 8
     assert {o["kind"] for o in data["outcomes"]} == {"value", "location", "error", "decision"}
+
+
+def test_cli_html_report_shows_probe_accuracy_by_retention(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = tmp_path / "chat.json"
+    log.write_text(json.dumps(_messages()), encoding="utf-8")
+    page = tmp_path / "report.html"
+    args = ["probe", str(log), "--policy", "none,mask-last-10", "--probes-per-session", "4"]
+    code, out, err = run(capsys, *args, "--html", str(page), "--json")
+    assert code == 0, err
+    assert json.loads(out)["report"] == str(page)
+    text = page.read_text(encoding="utf-8")
+    embedded = text.split('id="ctxbudget-data">', 1)[1].split("</script>", 1)[0]
+    data = json.loads(embedded)
+    validate(data)  # the schema check passes
+    assert data["kind"] == "simulate"
+    assert data["probe_reader"] == OFFLINE_LABEL
+    totals = data["totals"]["policies"]
+    assert totals["none"]["probe_accuracy"] == 1.0
+    assert totals["mask-last-10"]["probe_accuracy"] == 0.25
+    assert f"probe accuracy ({OFFLINE_LABEL})" in text
+    assert f"<dt>probe reader</dt><dd>{OFFLINE_LABEL}</dd>" in text
+    # the accuracy cells sit right after the retention cells, in the policy table
+    table = text.split('id="totals-table"', 1)[1].split("</table>", 1)[0]
+    heads = [h.split("</button>")[0] for h in table.split('<button type="button">')[1:]]
+    assert heads.index(f"probe accuracy ({OFFLINE_LABEL})") == heads.index("line retention") + 1
+    rows = {r.split("</td>")[0].split(">")[-1]: r for r in table.split("<tr>")[2:]}
+    assert '<td class="num" data-v="1.0">100.0%</td>' in rows["none"]
+    assert '<td class="num" data-v="0.25">25.0%</td>' in rows["mask-last-10"]
+    # a plain simulate report of the same log has neither
+    plain = tmp_path / "plain.html"
+    code, _, err = run(capsys, "simulate", str(log), "--policy", "none", "--html", str(plain))
+    assert code == 0, err
+    assert "probe" not in plain.read_text(encoding="utf-8")
 
 
 @pytest.mark.usefixtures("no_user_logs")

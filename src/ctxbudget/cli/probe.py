@@ -11,10 +11,11 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from ctxbudget.analyze.composition import composition_per_call
 from ctxbudget.budget.accounting import counter_for
 from ctxbudget.budget.models import ModelSpec, resolve_model
 from ctxbudget.cli import app
-from ctxbudget.cli._output import console, notice, print_json
+from ctxbudget.cli._output import console, notice, output_file, print_json
 from ctxbudget.cli._sources import resolve_sources, steps
 from ctxbudget.errors import UnknownModelError, UsageError
 from ctxbudget.probe import (
@@ -30,7 +31,9 @@ from ctxbudget.probe import (
     views_at,
 )
 from ctxbudget.probe.readers import ANSWER_TOKENS, INSTRUCTION, Reader
-from ctxbudget.simulate import check_policies
+from ctxbudget.report.data import simulation_report, with_probe_accuracy
+from ctxbudget.report.html import write_html
+from ctxbudget.simulate import Simulation, check_policies, simulate_session
 from ctxbudget.simulate.policies import wire_format
 from ctxbudget.traces.session import Session
 
@@ -72,6 +75,10 @@ def probe(
         float, typer.Option(help="Ask for --yes above this estimated cost in USD.")
     ] = 1.0,
     yes: Annotated[bool, typer.Option("--yes", help="Spend above --max-cost.")] = False,
+    html: Annotated[
+        Path | None,
+        typer.Option(help="Write simulate's HTML report, with probe accuracy by retention."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
 ) -> None:
     """Ask questions whose answers the session holds (a value a tool printed and the agent
@@ -83,6 +90,8 @@ def probe(
     if base_url is not None and model is None:
         raise UsageError("--base-url needs --model (the model that endpoint serves)")
     fixed = _model_spec(model, base_url) if model is not None else None
+    if html is not None:
+        output_file(html, "--html")
     sources = resolve_sources(paths or [], limit=limit, demo=demo, min_calls=max(min_calls, 2))
     plan = [
         _Planned(s, _replay_as(s, fixed), generate_probes(s, probes_per_session))
@@ -111,6 +120,8 @@ def probe(
                 on_view=step,
             )
     scores = run.scores(prices)
+    if html is not None:
+        _write_report(html, plan, policies, run.reader, scores, sources.origin)
     if as_json:
         print_json(
             {
@@ -122,6 +133,7 @@ def probe(
                 "probes": sum(len(p.probes) for p in plan),
                 "scores": {name: s.to_json() for name, s in scores.items()},
                 "outcomes": [o.to_json() for o in run.outcomes],
+                "report": str(html) if html is not None else None,
             }
         )
         return
@@ -232,6 +244,36 @@ def _client(spec: ModelSpec, base_url: str | None) -> Any:
     if not os.environ.get("OPENAI_API_KEY"):
         raise UsageError("set OPENAI_API_KEY (any value for a local endpoint) to ask a model")
     return openai.OpenAI(base_url=base_url, max_retries=2)
+
+
+def _write_report(
+    path: Path,
+    plan: list[_Planned],
+    policies: tuple[str, ...],
+    reader: str,
+    scores: dict[str, PolicyScore],
+    origin: str,
+) -> None:
+    """Simulate's HTML report of the probed sessions, each replayed as it was probed, with
+    each policy's probe accuracy and the reader's label next to retention."""
+    specs = [p.spec for p in plan] or [resolve_model(FALLBACK_MODEL)]
+    windows = {s.context_window for s in specs}
+    sim = Simulation(
+        model=", ".join(sorted({s.name for s in specs})),
+        provider=", ".join(sorted({s.provider for s in specs})),
+        exact=all(counter_for(s).tokenizer.exact for s in specs),
+        policies=policies,
+        context_window=windows.pop() if len(windows) == 1 else None,
+    )
+    compositions = {}
+    for p in plan:
+        counter = counter_for(p.spec)
+        sim.sessions.append(simulate_session(p.session, policies, p.spec, counter=counter))
+        compositions[p.session.name] = composition_per_call(p.session, counter)[0]
+    title = f"ctxbudget probe · {len(plan)} session(s) from {origin} · reader: {reader}"
+    data = simulation_report(sim, compositions, title)
+    accuracy = {name: s.accuracy for name, s in scores.items()}
+    write_html(with_probe_accuracy(data, reader, accuracy), path)
 
 
 def _table(

@@ -9,12 +9,14 @@ The data is one JSON object (money in USD, shares as fractions 0..1, ``null`` = 
     policies        [str]  [] for analyze; line order and colours follow it
     default_policy  str, optional: whose retention the session table shows
                     (default "ctxbudget" when listed, else the last policy)
+    probe_reader    str, optional (``ctxbudget probe --html``): who answered the probes
     totals          sessions, calls (int); recorded_cost, computed_cost (num|null)
                     components: {name: {tokens, cost|null}}          (analyze)
                     policies: {name: {input_tokens, peak, cached_share, input_cost|null,
                       output_cost|null, retention|null, line_retention|null (optional),
                       recalls (optional), compactions, vs_none|null (input cost over
-                      none's: 0.58 = 42% cheaper; recall calls included), worse_than_none}}
+                      none's: 0.58 = 42% cheaper; recall calls included), worse_than_none,
+                      probe_accuracy|null (optional: share of probes answered)}}
     sessions        [{name, format, calls, model|null, recorded_cost|null,
                       computed_cost|null, cache_hit_rate|null,
                       composition: {component: [tokens of call i]} (one per call),
@@ -194,5 +196,9 @@ def validate(data: Mapping[str, Any]) -> None:
         _check(p, at, input_tokens="int", peak="int", cached_share="num", input_cost="num?")
         _check(p, at, output_cost="num?", retention="num?", compactions="int", vs_none="num?")
         _check(p, at, worse_than_none="int")
+        if "probe_accuracy" in p:
+            _check(p, at, probe_accuracy="num?")
+    if "probe_reader" in data:
+        _check(data, "", probe_reader="str")
     for i, raw in enumerate(_seq(_key(data, "sessions", ""), "sessions")):
         _check_session(_mapping(raw, f"sessions[{i}]"), f"sessions[{i}]", components, policies)

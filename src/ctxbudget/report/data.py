@@ -14,7 +14,7 @@ from typing import Any
 from ctxbudget.analyze.analysis import Analysis
 from ctxbudget.simulate.results import Simulation
 
-__all__ = ["analysis_report", "simulation_report"]
+__all__ = ["analysis_report", "simulation_report", "with_probe_accuracy"]
 
 
 def _version() -> str:
@@ -116,6 +116,17 @@ def simulation_report(
         },
         "sessions": sessions,
     }
+
+
+def with_probe_accuracy(
+    report: dict[str, Any], reader: str, accuracy: Mapping[str, float | None]
+) -> dict[str, Any]:
+    """``report`` (a simulation's) with each policy's probe accuracy (policy → share of
+    probes answered, None when it had none) and the label of the reader that answered."""
+    report["probe_reader"] = reader
+    for name, totals in report["totals"]["policies"].items():
+        totals["probe_accuracy"] = accuracy.get(name)
+    return report
 
 
 def analysis_report(analysis: Analysis, title: str) -> dict[str, Any]:

@@ -103,6 +103,8 @@ def _header(data: Mapping[str, Any]) -> str:
     for key in ("recorded_cost", "computed_cost"):
         if totals[key] is not None:
             facts.append((key.replace("_", " "), _usd(totals[key])))
+    if data.get("probe_reader") is not None:
+        facts.append(("probe reader", data["probe_reader"]))
     facts = [(k, v) for k, v in facts if v] + [("ctxbudget", data["version"])]
     items = "".join(f"<div><dt>{escape(k)}</dt><dd>{escape(v)}</dd></div>" for k, v in facts)
     banner = ""
@@ -131,6 +133,17 @@ def _totals_simulate(data: Mapping[str, Any], tok: str) -> str:
             "line retention",
             title="reused references whose whole earlier line was still in view verbatim",
         ),
+    ]
+    reader = data.get("probe_reader")
+    if reader is not None:
+        heads.append(
+            _th(
+                f"probe accuracy ({reader})",
+                title="share of probes (facts the session holds) answered from the policy's "
+                f"request, by the {reader}",
+            )
+        )
+    heads += [
         _th("recall calls", title="extra calls to read back what the view had lost (priced)"),
         _th("compactions"),
         _th("sessions costing more than none"),
@@ -148,12 +161,18 @@ def _totals_simulate(data: Mapping[str, Any], tok: str) -> str:
             _td(_ratio(p["vs_none"]), p["vs_none"]),
             _td(_pct(p["retention"]), p["retention"]),
             _td(_pct(p.get("line_retention")), p.get("line_retention")),
+        ]
+        if reader is not None:
+            cells.append(_td(_pct(p.get("probe_accuracy")), p.get("probe_accuracy")))
+        cells += [
             _td(f"{p.get('recalls', 0):,}", p.get("recalls", 0)),
             _td(f"{p['compactions']:,}", p["compactions"]),
             _td(f"{p['worse_than_none']:,}", p["worse_than_none"]),
         ]
         rows.append(f"<tr>{''.join(cells)}</tr>")
     caption = "Totals over all sessions, one row per context policy."
+    if reader is not None:
+        caption += f" Probe accuracy: answers by the {reader}."
     return _table("totals-table", heads, rows, caption)
 
 
