@@ -30,6 +30,7 @@ __all__ = [
     "Fingerprint",
     "Fingerprinter",
     "Prefix",
+    "chain_digest",
     "find_bust",
     "head_blocks",
 ]
@@ -58,6 +59,12 @@ class Block:
     """Its canonical JSON, to say what changed."""
     position: int = -1
     """Its index in the body's ``messages`` / ``input`` list; -1 for tools and system."""
+
+
+def chain_digest(previous: str, block: Block) -> str:
+    """The digest of a prefix ending with ``block``, given the digest of the prefix before
+    it ("" at the start): equal digests mean equal prefixes."""
+    return hashlib.sha256(f"{previous}|{block.digest}".encode()).hexdigest()
 
 
 T = TypeVar("T")
@@ -317,7 +324,7 @@ class Fingerprinter:
         digest = chain[-1] if chain else ""
         total = cumulative[-1] if cumulative else 0
         for block in new[same - keep :]:
-            digest = hashlib.sha256(f"{digest}|{block.digest}".encode()).hexdigest()
+            digest = chain_digest(digest, block)
             total += block.tokens
             blocks.append(block)
             chain.append(digest)

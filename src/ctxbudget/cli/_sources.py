@@ -160,12 +160,10 @@ def resolve_sources(
     return Sources(kept, origin, skipped)
 
 
-@contextmanager
-def steps(total: int, what: str) -> Iterator[Callable[[str], None]]:
-    """A progress bar on stderr over ``total`` units of work (transient; silent when
-    piped). Yields ``start(name)``: call it as each unit begins; the bar counts the units
-    finished."""
-    bar = Progress(
+def _bar(what: str) -> Progress:
+    """A progress bar on stderr: what, bar, done of total, time, the current unit's name
+    (transient; silent when piped)."""
+    return Progress(
         TextColumn(f"{what}"),
         BarColumn(),
         MofNCompleteColumn(),
@@ -174,6 +172,14 @@ def steps(total: int, what: str) -> Iterator[Callable[[str], None]]:
         console=Console(stderr=True),
         transient=True,
     )
+
+
+@contextmanager
+def steps(total: int, what: str) -> Iterator[Callable[[str], None]]:
+    """A progress bar on stderr over ``total`` units of work (transient; silent when
+    piped). Yields ``start(name)``: call it as each unit begins; the bar counts the units
+    finished."""
+    bar = _bar(what)
     with bar:
         task = bar.add_task(what, total=total, name="")
         started = [0]
@@ -191,15 +197,7 @@ def steps(total: int, what: str) -> Iterator[Callable[[str], None]]:
 
 def progress(sessions: Sequence[Session], what: str) -> Iterator[Session]:
     """Iterate ``sessions`` with a progress bar on stderr (transient; silent when piped)."""
-    bar = Progress(
-        TextColumn(f"{what}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[name]}"),
-        console=Console(stderr=True),
-        transient=True,
-    )
+    bar = _bar(what)
     with bar:
         task = bar.add_task(what, total=len(sessions), name="")
         for session in sessions:

@@ -18,7 +18,6 @@ Telemetry history (metrics records, alert state) restarts in the resumed process
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from itertools import islice
@@ -26,7 +25,7 @@ from typing import Any
 
 from ctxbudget.billing.cost import Cost
 from ctxbudget.billing.usage import Usage
-from ctxbudget.cache.fingerprint import Block, Fingerprint
+from ctxbudget.cache.fingerprint import Block, Fingerprint, chain_digest
 from ctxbudget.engine.compactor import RETRACT
 from ctxbudget.engine.request import wire_format
 from ctxbudget.session.items import ToolSpec
@@ -169,24 +168,23 @@ def restore(manager: Any, events: Sequence[Event]) -> int:
     tools: tuple[ToolSpec, ...] | None = None
     compactor.log = SessionLog.from_events(events[: at + 1])
     view, door = compactor.view, compactor.intake.door
-    calls: set[str] = set()  # the door's: every call id appended, retracted ones aside
+    door.calls = set()  # every call id appended, retracted ones aside
     for n, event in enumerate(events[:at]):
         if render is not None and n == render["at"]:
             _rendered_again(manager, render, tools or ())
         if isinstance(event, Appended):
             view.append(event.item)
-            calls.update(c.id for c in event.item.tool_calls)
+            door.calls.update(c.id for c in event.item.tool_calls)
         elif isinstance(event, Compacted):
             view.apply(event.record.edits)
-            if event.record.strategy == RETRACT:  # as Door.forget: the calls are free again
-                removed = (compactor.log.recall(i) for e in event.record.edits for i in e.remove)
-                calls.difference_update(c.id for item in removed for c in item.tool_calls)
+            if event.record.strategy == RETRACT:  # the retracted calls are free again
+                removed = [compactor.log.recall(i) for e in event.record.edits for i in e.remove]
+                door.forget(removed, view.items)
         elif isinstance(event, ToolsSet):
             tools = event.tools
     if render is not None and render["at"] == at:
         _rendered_again(manager, render, tools or ())
-    _set_state(manager, state)
-    door.calls = calls
+    _set_state(manager, state)  # the door's open calls and renamed ids too
     accountant = manager.accountant
     if tools is not None:
         accountant.set_tools(tools)
@@ -341,7 +339,7 @@ def _rebuilt(
     digest = chain[-1] if chain else ""
     total = cumulative[-1] if cumulative else 0
     for block in blocks[shared:]:
-        digest = hashlib.sha256(f"{digest}|{block.digest}".encode()).hexdigest()
+        digest = chain_digest(digest, block)
         total += block.tokens
         chain.append(digest)
         cumulative.append(total)
