@@ -1,8 +1,8 @@
 """What enters the context: caller messages read into items, through the door.
 
-:func:`read_messages` is a pure function of its input: which wire format a list of messages
-is in is detected (or given), and item ids are numbered from ``start`` so they stay unique
-in the session. :class:`Intake` adds the session's side: the id counter and the
+Reading is a pure function of its input: which wire format a list of messages is in is
+detected (or given), and item ids are numbered on so they stay unique in the session.
+:class:`Intake` adds the session's side: the id counter and the
 :class:`~ctxbudget.engine.door.Door`, so a batch that no provider would accept is refused
 (or repaired) before any of it reaches the log. Tool schemas: ``convert.request``.
 """
@@ -20,20 +20,15 @@ from ctxbudget.engine.door import Door, check_json
 from ctxbudget.errors import ConversionError, UsageError
 from ctxbudget.session.items import Item
 
-__all__ = ["Intake", "read_messages"]
-
-
-def read_messages(
-    messages: Sequence[Mapping[str, Any] | Item], fmt: Format | None, *, start: int
-) -> list[Item]:
-    """Items for ``messages`` (dicts in ``fmt``, detected when None; or Items as they are)."""
-    return _read(messages, fmt, start)[0]
+__all__ = ["Intake"]
 
 
 def _read(
     messages: Sequence[Mapping[str, Any] | Item], fmt: Format | None, start: int
 ) -> tuple[list[Item], list[int] | None]:
-    """The items, and for each the index of the message it came from (None: not known)."""
+    """Items for ``messages`` (dicts in ``fmt``, detected when None; or Items as they are),
+    numbered from ``start``, and for each the index of the message it came from (None:
+    not known)."""
     if messages and all(isinstance(m, Item) for m in messages):
         return [m for m in messages if isinstance(m, Item)], list(range(len(messages)))
     if any(isinstance(m, Item) for m in messages):
