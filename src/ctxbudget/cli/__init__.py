@@ -32,6 +32,7 @@ def _register() -> None:
         "demo",
         "models",
         "probe",
+        "proxy",
         "sessions",
         "simulate",
         "spend",

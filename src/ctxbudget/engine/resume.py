@@ -42,6 +42,7 @@ from ctxbudget.session.log import (
     Appended,
     Compacted,
     Event,
+    Marked,
     Observed,
     Prepared,
     SessionLog,
@@ -219,6 +220,8 @@ def _drive(manager: Replayable, event: Event, clock: _ReplayClock | None) -> Non
             clock.queue.clear()
     elif isinstance(event, Observed):
         manager.observe_usage(event.usage)
+    elif isinstance(event, Marked):
+        manager.log.mark(event.name, event.data)
     elif isinstance(event, Snapshot):
         manager.log.snapshot(event.version, event.state)
         snapshots = getattr(manager, "_snapshots", None)
@@ -253,4 +256,6 @@ def _describe(event: Event | None) -> str:
         return f"a {event.provider} request prepared"
     if isinstance(event, Snapshot):
         return "a state snapshot"
+    if isinstance(event, Marked):
+        return f"a {event.name!r} mark"
     return "billed usage"

@@ -33,6 +33,7 @@ from ctxbudget.session.log import (
     Appended,
     Compacted,
     Event,
+    Marked,
     Observed,
     Prepared,
     SessionLog,
@@ -157,7 +158,7 @@ def restore(manager: Any, events: Sequence[Event]) -> int:
         ),
         None,
     )
-    known = (Appended, Compacted, ToolsSet, Prepared, Observed, Snapshot)
+    known = (Appended, Compacted, ToolsSet, Prepared, Observed, Snapshot, Marked)
     if at is None or len(manager.log) or not all(isinstance(e, known) for e in events[:at]):
         return 0
     snap = events[at]

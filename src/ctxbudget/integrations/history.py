@@ -29,7 +29,7 @@ from ctxbudget.errors import UsageError
 if TYPE_CHECKING:
     from ctxbudget.manager import ContextManager
 
-__all__ = ["HistorySync"]
+__all__ = ["HistorySync", "system_text"]
 
 
 @dataclass
@@ -149,7 +149,7 @@ class HistorySync:
     def _sync_system(self, system: Any) -> None:
         if system is None:
             return
-        text = _system_text(as_plain(system))
+        text = system_text(as_plain(system))
         if self._system is None:
             self._system = text
             self.manager.set_system(text)
@@ -183,7 +183,8 @@ def _key(message: Mapping[str, Any]) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _system_text(system: Any) -> str:
+def system_text(system: Any) -> str:
+    """The text of a system prompt given as a string or a list of text blocks."""
     if isinstance(system, str):
         return system
     if isinstance(system, Sequence):

@@ -29,6 +29,7 @@ __all__ = [
     "Edit",
     "EditKind",
     "Event",
+    "Marked",
     "Observed",
     "Prepared",
     "SessionLog",
@@ -144,7 +145,19 @@ class Snapshot:
     """The state (JSON values)."""
 
 
-Event: TypeAlias = Appended | Compacted | ToolsSet | Prepared | Observed | Snapshot
+@dataclass(frozen=True, slots=True)
+class Marked:
+    """A note an integration keeps in the session's log (the proxy's position in its
+    client's message list); it changes nothing the model sees and is replayed as is."""
+
+    seq: int
+    name: str
+    """Who keeps it (``proxy``...); the latest mark of a name is :meth:`SessionLog.mark_of`."""
+    data: Mapping[str, Any]
+    """The note (JSON values)."""
+
+
+Event: TypeAlias = Appended | Compacted | ToolsSet | Prepared | Observed | Snapshot | Marked
 
 Sink: TypeAlias = Callable[[Sequence[Event]], None]
 """Receives new events (consecutive ``seq``) and makes them durable, or raises."""
@@ -263,6 +276,19 @@ class SessionLog:
         event = Snapshot(len(self._events), version, state)
         self._record(event, ())
         return event
+
+    def mark(self, name: str, data: Mapping[str, Any]) -> Marked:
+        """Record an integration's note (see :class:`Marked`)."""
+        event = Marked(len(self._events), name, dict(data))
+        self._record(event, ())
+        return event
+
+    def mark_of(self, name: str) -> Mapping[str, Any] | None:
+        """The data of the latest mark named ``name``, None if there is none."""
+        for event in reversed(self._events):
+            if isinstance(event, Marked) and event.name == name:
+                return event.data
+        return None
 
     def recall(self, item_id: str) -> Item:
         """Any item ever appended or inserted, by id, exactly as it was."""

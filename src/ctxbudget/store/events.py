@@ -26,6 +26,7 @@ from ctxbudget.session.log import (
     CompactionRecord,
     Edit,
     Event,
+    Marked,
     Observed,
     Prepared,
     Snapshot,
@@ -34,7 +35,9 @@ from ctxbudget.session.log import (
 
 __all__ = ["EventKind", "StoredEvent", "decode_event", "encode_event"]
 
-EventKind: TypeAlias = Literal["appended", "compacted", "tools", "prepared", "observed", "snapshot"]
+EventKind: TypeAlias = Literal[
+    "appended", "compacted", "tools", "prepared", "observed", "snapshot", "marked"
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -123,6 +126,8 @@ def _payload(event: Event) -> tuple[EventKind, dict[str, Any]]:
         }
     if isinstance(event, Snapshot):
         return "snapshot", {"version": event.version, "state": dict(event.state)}
+    if isinstance(event, Marked):
+        return "marked", {"name": event.name, "data": dict(event.data)}
     return "observed", {"usage": _usage_to_dict(event.usage)}
 
 
@@ -141,6 +146,8 @@ def _event(seq: int, kind: str, data: Mapping[str, Any]) -> Event:
         return Observed(seq, Usage(**data["usage"]))
     if kind == "snapshot":
         return Snapshot(seq, int(data["version"]), data["state"])
+    if kind == "marked":
+        return Marked(seq, str(data["name"]), data["data"])
     raise ValueError(f"unknown event kind {kind!r}")
 
 

@@ -73,19 +73,19 @@ class PrometheusExporter:
         if record.stage == "billed":
             self._on_billed(record, own)
             return
-        self._calls.labels(**own).inc()
+        _series(self._calls, own).inc()
         count = "exact" if record.exact else "estimate"
         for row in record.components:
             self._tokens.labels(**own, component=row.component, count=count).set(row.used)
             if row.budget is not None:
                 self._budget.labels(**own, component=row.component).set(row.budget)
-        self._utilization.labels(**own).set(record.utilization)
-        self._distance.labels(**own).set(record.constraint_distance)
-        self._compression.labels(**own).set(record.compression_ratio)
+        _series(self._utilization, own).set(record.utilization)
+        _series(self._distance, own).set(record.constraint_distance)
+        _series(self._compression, own).set(record.compression_ratio)
         if record.cache_hit_rate is not None:
             self._cache.labels(**own, usage="predicted").set(record.cache_hit_rate)
         if record.retrieval_hit_rate is not None:
-            self._retrieval.labels(**own).set(record.retrieval_hit_rate)
+            _series(self._retrieval, own).set(record.retrieval_hit_rate)
         for c in record.compactions:
             self._compactions.labels(**own, strategy=c.strategy).inc()
             self._freed.labels(**own, strategy=c.strategy).inc(c.freed)
@@ -122,7 +122,12 @@ class PrometheusExporter:
             rate = usage.cache_read_tokens / usage.input_tokens
             self._cache.labels(**own, usage="billed").set(rate)
         if record.billed_cost is not None:
-            self._cost.labels(**own).inc(float(record.billed_cost))
+            _series(self._cost, own).inc(float(record.billed_cost))
 
     def _labels(self, session: str) -> dict[str, str]:
         return {"session": session} if self._session_label else {}
+
+
+def _series(metric: Any, labels: dict[str, str]) -> Any:
+    """The metric's child for ``labels``, or the metric itself when it has none."""
+    return metric.labels(**labels) if labels else metric

@@ -1,0 +1,381 @@
+"""One proxied model call, from the client's bytes to the recorded reply.
+
+Read the request, find its session, sync the client's list into the log, then either
+forward the client's own bytes (observe) or the manager's prepared request (manage);
+reserve the call's projected spend first (a refusal is a provider-shaped error), relay the
+response chunk by chunk as it arrives while reading the events along, and record the reply
+and the billed usage once the stream has ended. The bookkeeping (store I/O, the manager)
+runs in one worker thread, never on the event loop; a lock per client thread keeps its
+requests in order from sync to record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import httpx
+import orjson
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from ctxbudget.errors import BudgetExceeded, ConfigError, ContextOverflow, CtxBudgetError
+from ctxbudget.integrations.apis import Collector
+from ctxbudget.integrations.spending import CallSpend
+from ctxbudget.proxy.config import ProxyConfig, ProxyKey
+from ctxbudget.proxy.gate import Gate, Refused
+from ctxbudget.proxy.identity import identify, thread_of
+from ctxbudget.proxy.metrics import ProxyMetrics
+from ctxbudget.proxy.sessions import ProxySession, SessionPool
+from ctxbudget.proxy.sse import EventReader
+from ctxbudget.proxy.upstream import relay, request_headers, response_headers
+from ctxbudget.proxy.wire import Wire
+from ctxbudget.spend.guard import SpendGuard
+from ctxbudget.spend.ledger import SpendLedger
+from ctxbudget.spend.model import Tags
+
+__all__ = ["Exchange", "error_response", "unreachable"]
+
+T = TypeVar("T")
+
+
+def error_response(wire: Wire, refused: Refused) -> Response:
+    """The provider-shaped error the proxy answers itself."""
+    status, body = wire.error(refused.kind, refused.message)
+    return JSONResponse(body, status_code=status, headers={"x-ctxbudget-refused": refused.kind})
+
+
+@dataclass(frozen=True, slots=True)
+class _Parsed:
+    """The client's request, split the way the wrappers split a call."""
+
+    messages: list[Any]
+    system: Any
+    tools: Any
+    options: dict[str, Any]
+    """Every other field, ``model`` and unknown ones included."""
+    meta: Mapping[str, Any]
+    """What a new stored session records about its client."""
+
+    @property
+    def model(self) -> str:
+        return str(self.options.get("model") or "")
+
+
+@dataclass(slots=True)
+class _Call:
+    """What one model call holds until it is over (released exactly once)."""
+
+    wire: Wire
+    thread: str
+    """The client thread (the lock's key; its current segment is ``session``)."""
+    managed: bool
+    slot: str
+    key: ProxyKey | None
+    raw: bytes
+    """The client's body, as received."""
+    parsed: _Parsed
+    session: ProxySession | None = None
+    spend: CallSpend | None = None
+    started: float = field(default_factory=time.perf_counter)
+    released: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Reply:
+    """What came back: a stream read along, or a whole JSON response."""
+
+    collector: Collector | None = None
+    final: Any = None
+
+
+class Exchange:
+    """The proxy's model-call handler: one per app, holding its pools, client and thread."""
+
+    def __init__(
+        self,
+        config: ProxyConfig,
+        pools: Mapping[bool, SessionPool],
+        ledger: SpendLedger,
+        client: httpx.AsyncClient,
+        metrics: ProxyMetrics,
+    ) -> None:
+        self.config = config
+        self.pools = pools
+        """The observe (False) and manage (True) session pools."""
+        self.ledger = ledger
+        self.client = client
+        self.metrics = metrics
+        self.gate = Gate(config.keys, config.max_streams_per_key)
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix="ctxbudget-proxy")
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` in the bookkeeping thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._worker, fn, *args)
+
+    def close(self) -> None:
+        """Stop the bookkeeping thread (after the work queued on it)."""
+        self._worker.shutdown(wait=True)
+
+    def upstream_url(self, wire_upstream: str, request: Request) -> str:
+        """The upstream URL for the client's path and query."""
+        base = (
+            self.config.anthropic_upstream
+            if wire_upstream == "anthropic"
+            else self.config.openai_upstream
+        )
+        url = base.rstrip("/") + request.url.path
+        return f"{url}?{request.url.query}" if request.url.query else url
+
+    async def handle(
+        self, wire: Wire, request: Request, raw: bytes, key: ProxyKey | None
+    ) -> Response:
+        """Answer one model call (the body already read and the key admitted)."""
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        try:
+            body = orjson.loads(raw)
+            messages, system, tools, options = wire.adapter.split(body)
+        except (orjson.JSONDecodeError, CtxBudgetError, TypeError, AttributeError):
+            # nothing ctxbudget can read: the upstream answers it, unrecorded
+            return await self.forward(wire, request, raw, "unrecorded")
+        identity = identify(headers, body, system)
+        first = messages[0] if messages else None
+        space = f"k.{key.name}/" if key is not None else ""
+        thread = f"{space}{identity.session}/{thread_of(system, first)}"
+        managed = self.config.mode == "manage" and (
+            self.config.manage_oauth or not wire.subscription(headers)
+        )
+        meta = {
+            "proxy": {
+                "client_session": identity.session,
+                "source": identity.source,
+                "parent": f"{space}{identity.parent}" if identity.parent else None,
+                "key": key.name if key is not None else None,
+                "mode": "manage" if managed else "observe",
+                "api": wire.name,
+            }
+        }
+        parsed = _Parsed(messages, system, tools, options, meta)
+        call = _Call(wire, thread, managed, self.gate.take(key), key, raw, parsed)
+        lock = self._locks.setdefault(thread, asyncio.Lock())
+        await lock.acquire()
+        try:
+            payload = await self.run(self._before, call)
+        except Refused as refused:
+            await self._release(call, lock)
+            return error_response(wire, refused)
+        except BaseException:
+            await self._release(call, lock)
+            raise
+        return await self._send(call, request, payload, lock)
+
+    def _before(self, call: _Call) -> bytes:
+        """Find the session, sync, prepare and reserve (bookkeeping thread); the bytes to
+        send upstream."""
+        adapter, parsed = call.wire.adapter, call.parsed
+        fmt, provider = adapter.format, adapter.provider
+        pool = self.pools[call.managed]
+        session = pool.session(call.thread, parsed.model, provider, parsed.meta)
+        try:
+            if not session.sync(fmt, parsed.messages, parsed.system, parsed.tools):
+                session = pool.next_segment(call.thread, parsed.model, provider, parsed.meta)
+                session.sync(fmt, parsed.messages, parsed.system, parsed.tools)
+        except CtxBudgetError as exc:
+            pool.forget(session)
+            if call.managed:
+                raise Refused("invalid_request", f"ctxbudget proxy: {exc}") from exc
+            return call.raw  # observe: the client's call goes through, unrecorded
+        call.session = session
+        try:
+            prepared = session.prepare(provider, parsed.options)
+        except ContextOverflow as exc:
+            if call.managed:
+                raise Refused("invalid_request", f"ctxbudget proxy: {exc}") from exc
+            return call.raw  # observe: the upstream decides
+        except ConfigError as exc:
+            raise Refused("invalid_request", f"ctxbudget proxy: {exc}") from exc
+        call.spend = self._reserve(call, session)
+        if not call.managed:
+            return call.raw
+        return orjson.dumps(prepared)
+
+    def _reserve(self, call: _Call, session: ProxySession) -> CallSpend | None:
+        key = call.key
+        tags = Tags(
+            session=session.stored_id,
+            team=key.team if key else None,
+            user=key.user if key else None,
+            agent=key.agent if key else None,
+        )
+        spend = CallSpend(SpendGuard(self.ledger, tags), session.manager)
+        try:
+            switched = spend.reserve(call.parsed.model, call.parsed.options)
+        except BudgetExceeded as exc:
+            raise Refused("budget", f"ctxbudget proxy: {exc}") from exc
+        except ConfigError:
+            return None  # no prices for this model: nothing to reserve against
+        if switched is not None:  # a 'switch' limit: the proxy does not change the model
+            raise Refused(
+                "budget",
+                f"ctxbudget proxy: a spend limit asks to switch to {switched}; the proxy does not "
+                "change the client's model, so the call is refused",
+            )
+        return spend
+
+    async def _send(
+        self, call: _Call, request: Request, payload: bytes, lock: asyncio.Lock
+    ) -> Response:
+        upstream = self.client.build_request(
+            "POST",
+            self.upstream_url(call.wire.upstream, request),
+            headers=request_headers(request.headers.items()),
+            content=payload,
+        )
+        try:
+            response = await self.client.send(upstream, stream=True)
+        except httpx.HTTPError as exc:
+            await self._release(call, lock)
+            return error_response(call.wire, unreachable(exc))
+        mode = "manage" if call.managed else "observe"
+        self.metrics.overhead(call.wire.name, mode, time.perf_counter() - call.started)
+        out_headers = response_headers(response.headers)
+        if response.status_code >= 400:
+            data = await response.aread()
+            await response.aclose()
+            self.metrics.request(call.wire.name, mode, response.status_code)
+            self._finish(call, lock, None)
+            return Response(data, status_code=response.status_code, headers=out_headers)
+        self.metrics.request(call.wire.name, mode, response.status_code)
+        if "text/event-stream" not in response.headers.get("content-type", ""):
+            data = await response.aread()
+            await response.aclose()
+            try:
+                reply: _Reply | None = _Reply(final=orjson.loads(data))
+            except orjson.JSONDecodeError:
+                reply = None
+            self._finish(call, lock, reply)
+            return Response(data, status_code=response.status_code, headers=out_headers)
+        return StreamingResponse(
+            self._stream(call, lock, response, Collector(call.wire.adapter)),
+            status_code=response.status_code,
+            headers=out_headers,
+        )
+
+    async def _stream(
+        self, call: _Call, lock: asyncio.Lock, response: httpx.Response, collector: Collector
+    ) -> AsyncIterator[bytes]:
+        reader = EventReader()
+
+        def read_along(chunk: bytes) -> None:
+            for event in reader.feed(chunk):
+                collector.feed(event)
+
+        complete = False
+        try:
+            async for chunk in relay(response, read_along):
+                yield chunk
+            complete = True
+        finally:
+            self._finish(call, lock, _Reply(collector) if complete else None, response)
+
+    def _finish(
+        self,
+        call: _Call,
+        lock: asyncio.Lock,
+        reply: _Reply | None,
+        closing: httpx.Response | None = None,
+    ) -> None:
+        """Record the reply and settle the spend in the background, then free the thread
+        (``reply`` None: the call failed or the client left; nothing to record)."""
+        task = asyncio.get_running_loop().create_task(self._record(call, lock, reply, closing))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _record(
+        self, call: _Call, lock: asyncio.Lock, reply: _Reply | None, closing: httpx.Response | None
+    ) -> None:
+        try:
+            if closing is not None:
+                await closing.aclose()
+            await self.run(_settle, call, reply)
+        finally:
+            await self._release(call, lock)
+
+    async def _release(self, call: _Call, lock: asyncio.Lock) -> None:
+        """Give back what the call held: its reservation (unless settled), slot and lock."""
+        if call.released:
+            return
+        call.released = True
+        if call.spend is not None:
+            await self.run(call.spend.release)
+        self.gate.give(call.slot)
+        lock.release()
+        if not lock.locked() and not getattr(lock, "_waiters", None):
+            self._locks.pop(call.thread, None)
+
+    async def forward(self, wire: Wire, request: Request, raw: bytes, label: str) -> Response:
+        """Pass a request through to ``wire``'s upstream unchanged (streamed back)."""
+        upstream = self.client.build_request(
+            request.method,
+            self.upstream_url(wire.upstream, request),
+            headers=request_headers(request.headers.items()),
+            content=raw if raw else None,
+        )
+        try:
+            response = await self.client.send(upstream, stream=True)
+        except httpx.HTTPError as exc:
+            return error_response(wire, unreachable(exc))
+        self.metrics.request(label, "pass", response.status_code)
+
+        async def body() -> AsyncIterator[bytes]:
+            try:
+                async for chunk in response.aiter_raw():
+                    yield chunk
+            finally:
+                await response.aclose()
+
+        return StreamingResponse(
+            body(), status_code=response.status_code, headers=response_headers(response.headers)
+        )
+
+
+def _settle(call: _Call, reply: _Reply | None) -> None:
+    """Record the reply and usage, settle or release the reservation (bookkeeping thread)."""
+    session, adapter = call.session, call.wire.adapter
+    if session is None:
+        return
+    messages: list[dict[str, Any]] = []
+    usage = None
+    if reply is not None:
+        try:
+            if reply.collector is not None:
+                messages, usage = reply.collector.result()
+            else:
+                messages, usage = adapter.reply(reply.final), adapter.usage(reply.final)
+        except (KeyError, TypeError, ValueError, CtxBudgetError):
+            messages, usage = [], None  # a reply ctxbudget cannot read: the client has it
+    try:
+        session.record(adapter.format, messages, usage)
+    except CtxBudgetError:
+        session.save()
+    if call.spend is not None:
+        if reply is None:
+            call.spend.release()
+        else:
+            call.spend.settle(usage)
+        call.spend = None
+
+
+def unreachable(exc: httpx.HTTPError) -> Refused:
+    """The error a client gets when the upstream cannot be reached."""
+    return Refused(
+        "unreachable",
+        f"ctxbudget proxy could not reach the upstream ({type(exc).__name__}: {exc}); check "
+        "--anthropic-upstream / --openai-upstream and the network",
+    )
