@@ -189,9 +189,16 @@ class SessionPool:
             self.store.create(stored_id, {"model": model, **meta, "segment": segment})
             info = self.store.require(stored_id)
         recorded = str(info.meta.get("model") or model)
-        spec = _spec(recorded, provider, self.settings.context_window)
+        window = self.settings.context_window
+        spec = _spec(recorded, provider, window)
+        settings = self.settings.manager_settings()
+        if window is not None:  # the output reserve must leave room for input
+            most = spec.max_output_tokens if isinstance(spec, ModelSpec) else None
+            if most is None:
+                most = resolve_model(spec).max_output_tokens
+            settings["max_output_tokens"] = min(most, window // 4)
         try:
-            manager = self.opener(stored_id, self.store, spec, **self.settings.manager_settings())
+            manager = self.opener(stored_id, self.store, spec, **settings)
         except StorageError:
             raise
         except UsageError as exc:

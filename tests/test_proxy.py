@@ -1,0 +1,512 @@
+"""``ctxbudget proxy`` served for real (uvicorn) between the real SDK clients and the local
+provider server: relay, sessions, modes, spend limits, keys and limits.
+
+Each test starts its own proxy on a free port over a fresh SQLite store; the fleet tests
+(two worker processes on one PostgreSQL store) are in ``test_proxy_fleet.py`` and the
+real Claude Code / Codex runs in ``test_proxy_clis.py``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Iterator
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import httpx
+import openai
+import pytest
+
+from _proxy import running_proxy
+from ctxbudget import ContextManager
+from ctxbudget.errors import ConfigError
+from ctxbudget.proxy import ProxyConfig, ProxyKey, load_keys
+from ctxbudget.session.exchanges import find_orphans
+from ctxbudget.session.log import Appended, Observed
+from ctxbudget.spend import Limit, ledger_for
+from ctxbudget.store import open_store
+from ctxbudget.store.base import SessionStore
+from provider_server import ProviderServer, Reply
+
+MODEL = "claude-sonnet-4-5"
+TOOLS = [
+    {
+        "name": "bash",
+        "description": "run a shell command",
+        "input_schema": {"type": "object", "properties": {"cmd": {"type": "string"}}},
+    }
+]
+
+
+class Agent:
+    """A scripted agent loop: one bash call per step, then a final answer."""
+
+    def __init__(self, steps: int, output: str = "a.txt b.txt") -> None:
+        self.steps = steps
+        self.output = output
+
+    def __call__(self, api: str, body: dict[str, Any]) -> Reply:
+        messages = body.get("messages") or body.get("input") or []
+        done = sum(1 for m in messages if isinstance(m, dict) and m.get("role") == "assistant")
+        if done < self.steps:
+            return Reply(text=f"step {done}", tool_calls=[("bash", {"cmd": f"cat f{done}"})])
+        return Reply(text="All done.")
+
+
+def run_anthropic(
+    url: str, steps: int, *, session: str | None = None, output: str = "a.txt b.txt"
+) -> list[dict[str, Any]]:
+    """Drive an Anthropic SDK agent loop (streamed) through ``url``; the final list."""
+    headers = {"x-ctxbudget-session": session} if session else {}
+    client = anthropic.Anthropic(
+        base_url=url, api_key="test", max_retries=0, default_headers=headers
+    )
+    messages: list[dict[str, Any]] = [{"role": "user", "content": "Look at the files."}]
+    for _ in range(steps + 1):
+        with client.messages.stream(
+            model=MODEL, max_tokens=1000, system="Be brief.", messages=messages, tools=TOOLS
+        ) as stream:
+            reply = stream.get_final_message()
+        messages.append(
+            {
+                "role": "assistant",
+                "content": [b.model_dump(exclude_none=True) for b in reply.content],
+            }
+        )
+        calls = [b for b in reply.content if b.type == "tool_use"]
+        if not calls:
+            break
+        messages.append(
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": c.id, "content": output} for c in calls
+                ],
+            }
+        )
+    return messages
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SessionStore]:
+    st = open_store(f"sqlite:///{tmp_path / 'proxy.db'}")
+    yield st
+    st.close()
+
+
+def _config(server: ProviderServer, **changes: Any) -> ProxyConfig:
+    return ProxyConfig(
+        anthropic_upstream=server.base_url, openai_upstream=server.base_url, **changes
+    )
+
+
+# --- relay ---------------------------------------------------------------------------------
+
+
+class _SlowStream(BaseHTTPRequestHandler):
+    """An upstream that sends one SSE event, then waits until the test says go on."""
+
+    protocol_version = "HTTP/1.1"
+    server: Any
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        events = [
+            ("message_start", {"type": "message_start", "message": _message_start()}),
+            ("ping", {"type": "ping"}),
+        ]
+        self._chunk(events[0])
+        self.server.go_on.wait(10)
+        self.server.finished_after_first = True
+        for event in events[1:]:
+            self._chunk(event)
+        self.wfile.write(b"0\r\n\r\n")
+
+    def _chunk(self, event: tuple[str, dict[str, Any]]) -> None:
+        data = f"event: {event[0]}\ndata: {json.dumps(event[1])}\n\n".encode()
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        self.wfile.flush()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return None
+
+
+def _message_start() -> dict[str, Any]:
+    return {
+        "id": "msg_1",
+        "type": "message",
+        "role": "assistant",
+        "model": MODEL,
+        "content": [],
+        "stop_reason": None,
+        "usage": {"input_tokens": 10, "output_tokens": 1},
+    }
+
+
+def test_streamed_events_are_relayed_as_they_arrive(store: SessionStore) -> None:
+    upstream = ThreadingHTTPServer(("127.0.0.1", 0), _SlowStream)
+    upstream.go_on = threading.Event()  # type: ignore[attr-defined]
+    upstream.finished_after_first = False  # type: ignore[attr-defined]
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{upstream.server_address[1]}"
+    body = {
+        "model": MODEL,
+        "max_tokens": 50,
+        "stream": True,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+    try:
+        with (
+            running_proxy(ProxyConfig(anthropic_upstream=base), store) as url,
+            httpx.stream(
+                "POST", f"{url}/v1/messages", json=body, headers={"x-api-key": "k"}, timeout=20
+            ) as response,
+        ):
+            lines = response.iter_lines()
+            first = next(lines)
+            # the upstream is still holding the rest back: the proxy did not wait for it
+            assert first == "event: message_start"
+            assert not upstream.finished_after_first  # type: ignore[attr-defined]
+            upstream.go_on.set()  # type: ignore[attr-defined]
+            rest = list(lines)
+        assert "event: ping" in rest  # pings are relayed too, in order
+        assert rest.index("event: ping") > 0
+    finally:
+        upstream.go_on.set()  # type: ignore[attr-defined]
+        upstream.shutdown()
+
+
+def test_upstream_errors_come_back_unchanged(store: SessionStore) -> None:
+    with ProviderServer() as server, running_proxy(_config(server), store) as url:
+        body = {"model": MODEL, "max_tokens": 10, "messages": [{"role": "user", "content": "x"}]}
+        server.fail_next("rate_limit")
+        direct = httpx.post(f"{server.base_url}/v1/messages", json=body)
+        server.fail_next("rate_limit")
+        proxied = httpx.post(f"{url}/v1/messages", json=body)
+        assert proxied.status_code == direct.status_code == 429
+        strip = lambda data: {k: v for k, v in data.items() if k != "request_id"}  # noqa: E731
+        assert strip(proxied.json()) == strip(direct.json())  # the wording clients match on
+        assert proxied.headers.get("retry-after") == direct.headers.get("retry-after")
+        # any other path passes through as it is
+        other = httpx.post(f"{url}/v1/nowhere", json={})
+        assert other.status_code == 404
+        assert other.json() == httpx.post(f"{server.base_url}/v1/nowhere", json={}).json()
+
+
+def test_headers_go_upstream_but_never_the_proxy_key(tmp_path: Path) -> None:
+    seen: list[dict[str, str]] = []
+
+    class Echo(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            seen.append({k.lower(): v for k, v in self.headers.items()})
+            data = b'{"error": {"type": "x", "message": "no"}}'
+            self.send_response(418)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return None
+
+    upstream = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{upstream.server_address[1]}"
+    key = ProxyKey(name="alice", sha256=hashlib.sha256(b"s3cret").hexdigest())
+    config = ProxyConfig(host="0.0.0.0", anthropic_upstream=base, keys=(key,))
+    st = open_store(f"sqlite:///{tmp_path / 'p.db'}")
+    try:
+        with running_proxy(config, st) as url:
+            response = httpx.post(
+                f"{url}/v1/messages",
+                json={
+                    "model": MODEL,
+                    "max_tokens": 5,
+                    "messages": [{"role": "user", "content": "x"}],
+                },
+                headers={
+                    "x-api-key": "upstream-credential",
+                    "anthropic-version": "2023-06-01",
+                    "anthropic-beta": "some-beta-2025",
+                    "x-ctxbudget-key": "s3cret",
+                },
+            )
+        assert response.status_code == 418
+        (headers,) = seen
+        assert headers["x-api-key"] == "upstream-credential"
+        assert headers["anthropic-beta"] == "some-beta-2025"
+        assert headers["anthropic-version"] == "2023-06-01"
+        assert not any(name.startswith("x-ctxbudget") for name in headers)
+    finally:
+        upstream.shutdown()
+        st.close()
+    # the credential is in no stored event or metadata
+    raw = (tmp_path / "p.db").read_bytes()
+    assert b"upstream-credential" not in raw
+
+
+# --- sessions ------------------------------------------------------------------------------
+
+
+def test_observe_records_every_call_and_sends_the_clients_bytes(store: SessionStore) -> None:
+    with ProviderServer(script=Agent(6)) as server, running_proxy(_config(server), store) as url:
+        final = run_anthropic(url, 6)
+        sent = list(server.requests)
+        billed = list(server.billed)
+    (info,) = store.sessions()
+    assert info.session_id.endswith("-o1")
+    assert info.meta["proxy"]["mode"] == "observe"
+    manager = ContextManager.open(info.session_id, store)
+    events = manager.log.events
+    appended = [e.item for e in events if isinstance(e, Appended)]
+    # the system prompt, every message of the client's final list, once each
+    assert [i.role for i in appended] == ["system", *[m["role"] for m in final]]
+    assert sum(len(i.tool_calls) for i in appended) == 6
+    assert not find_orphans(appended)
+    usage = [e.usage for e in events if isinstance(e, Observed)]
+    assert [(u.input_tokens, u.output_tokens) for u in usage] == [
+        (b.input_tokens, b.output_tokens) for b in billed
+    ]
+    # observe: the upstream got exactly what the client sent
+    assert sent[-1]["messages"] == final[:-1]
+    assert sent[-1]["system"] == "Be brief."
+    assert sent[-1]["tools"] == TOOLS
+
+
+def test_a_rewritten_history_starts_a_new_segment(store: SessionStore) -> None:
+    with ProviderServer(script=Agent(2)) as server, running_proxy(_config(server), store) as url:
+        final = run_anthropic(url, 2, session="edit-me")
+        client = anthropic.Anthropic(
+            base_url=url,
+            api_key="t",
+            max_retries=0,
+            default_headers={"x-ctxbudget-session": "edit-me"},
+        )
+        edited = [
+            *final[:2],
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": final[1]["content"][-1]["id"],
+                        "content": "changed",
+                    }
+                ],
+            },
+        ]
+        client.messages.create(
+            model=MODEL, max_tokens=100, system="Be brief.", messages=edited, tools=TOOLS
+        )
+    ids = sorted(i.session_id for i in store.sessions())
+    assert len(ids) == 2
+    assert ids[0].endswith("-o1")
+    assert ids[1].endswith("-o2")
+    assert ids[0].startswith("edit-me/")
+
+
+def test_client_headers_name_the_session_and_sub_agents_link_to_it(store: SessionStore) -> None:
+    with ProviderServer() as server, running_proxy(_config(server), store) as url:
+        body = {"model": MODEL, "max_tokens": 10, "messages": [{"role": "user", "content": "x"}]}
+        httpx.post(f"{url}/v1/messages", json=body, headers={"x-claude-code-session-id": "abc-1"})
+        httpx.post(
+            f"{url}/v1/messages",
+            json={**body, "messages": [{"role": "user", "content": "sub task"}]},
+            headers={"x-claude-code-session-id": "abc-1", "x-claude-code-agent-id": "ag7"},
+        )
+        meta = {"user_id": json.dumps({"device_id": "d", "session_id": "meta-9"})}
+        httpx.post(f"{url}/v1/messages", json={**body, "metadata": meta})
+        chat = {"model": "gpt-4o", "messages": [{"role": "user", "content": "y"}]}
+        httpx.post(f"{url}/v1/chat/completions", json=chat, headers={"session_id": "codex-5"})
+    infos = {i.session_id.split("/")[0]: i for i in store.sessions()}
+    assert set(infos) == {"abc-1", "abc-1.agent-ag7", "meta-9", "codex-5"}
+    assert infos["abc-1.agent-ag7"].meta["proxy"]["parent"] == "abc-1"
+    assert infos["meta-9"].meta["proxy"]["source"] == "metadata"
+    assert infos["codex-5"].meta["proxy"]["source"] == "codex"
+
+
+# --- manage --------------------------------------------------------------------------------
+
+
+def test_manage_keeps_a_long_session_in_a_small_window(tmp_path: Path) -> None:
+    window = 6_000
+    output = "\n".join(f"line {n}: value {n * 7 % 101} of the log" for n in range(120))
+    sent: dict[str, int] = {}
+    for mode in ("observe", "manage"):
+        st = open_store(f"sqlite:///{tmp_path / f'{mode}.db'}")
+        with ProviderServer(script=Agent(14)) as server:
+            config = _config(server, mode=mode, context_window=window)
+            with running_proxy(config, st) as url:
+                run_anthropic(url, 14, output=output)
+            sent[mode] = sum(server.count_input("anthropic", b) for b in server.requests)
+            if mode == "manage":
+                for body in server.requests:
+                    tokens = server.count_input("anthropic", body)
+                    assert tokens + body["max_tokens"] <= window * 1.1, tokens
+                    uses = {
+                        b["id"]
+                        for m in body["messages"]
+                        if isinstance(m["content"], list)
+                        for b in m["content"]
+                        if b.get("type") == "tool_use"
+                    }
+                    results = {
+                        b["tool_use_id"]
+                        for m in body["messages"]
+                        if isinstance(m["content"], list)
+                        for b in m["content"]
+                        if b.get("type") == "tool_result"
+                    }
+                    assert uses == results
+        st.close()
+    assert sent["manage"] < sent["observe"]
+
+
+# --- spend, keys, limits -------------------------------------------------------------------
+
+
+def test_a_spend_limit_refuses_before_forwarding_in_the_providers_shape(
+    store: SessionStore,
+) -> None:
+    ledger_for(store).set_limit(
+        Limit(scope="global", key="*", period="day", usd=Decimal("0.000001"), action="refuse")
+    )
+    with ProviderServer() as server, running_proxy(_config(server), store) as url:
+        body = {"model": MODEL, "max_tokens": 10, "messages": [{"role": "user", "content": "x"}]}
+        refused = httpx.post(f"{url}/v1/messages", json=body)
+        assert refused.status_code == 400
+        assert refused.json()["type"] == "error"
+        assert "spend limit" in refused.json()["error"]["message"] or "limit" in refused.text
+        chat = httpx.post(
+            f"{url}/v1/chat/completions",
+            json={"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]},
+        )
+        assert chat.status_code == 429
+        assert chat.json()["error"]["code"] == "insufficient_quota"
+        assert server.requests == []  # nothing reached the upstream
+
+
+def _keyed(names: tuple[str, ...]) -> tuple[ProxyKey, ...]:
+    return tuple(
+        ProxyKey(name=n, sha256=hashlib.sha256(f"secret-{n}".encode()).hexdigest(), user=n)
+        for n in names
+    )
+
+
+def test_beyond_loopback_a_key_is_required_and_keys_do_not_see_each_other(
+    store: SessionStore,
+) -> None:
+    with pytest.raises(ConfigError, match="open relay"):
+        ProxyConfig(host="0.0.0.0")
+    config_keys = _keyed(("alice", "bob"))
+    with (
+        ProviderServer() as server,
+        running_proxy(_config(server, host="0.0.0.0", keys=config_keys), store) as url,
+    ):
+        body = {"model": MODEL, "max_tokens": 10, "messages": [{"role": "user", "content": "x"}]}
+        same = {"x-ctxbudget-session": "shared-name"}
+        assert httpx.post(f"{url}/v1/messages", json=body).status_code == 401
+        wrong = httpx.post(f"{url}/v1/messages", json=body, headers={"x-ctxbudget-key": "nope"})
+        assert wrong.status_code == 401
+        assert wrong.json()["error"]["type"] == "authentication_error"
+        assert httpx.get(f"{url}/metrics").status_code == 401
+        for name in ("alice", "bob"):
+            ok = httpx.post(
+                f"{url}/v1/messages",
+                json=body,
+                headers={**same, "x-ctxbudget-key": f"secret-{name}"},
+            )
+            assert ok.status_code == 200, ok.text
+        assert len(server.requests) == 2
+    ids = sorted(i.session_id for i in store.sessions())
+    assert [i.split("/")[0] for i in ids] == ["k.alice", "k.bob"]  # one session each
+    totals = ledger_for(store).totals()
+    users = {b.key for b in totals if b.scope == "user"}
+    assert users == {"alice", "bob"}
+
+
+def test_body_size_and_requests_in_flight_are_capped(store: SessionStore) -> None:
+    with (
+        ProviderServer() as server,
+        running_proxy(_config(server, max_body_bytes=2_000), store) as url,
+    ):
+        big = {
+            "model": MODEL,
+            "max_tokens": 10,
+            "messages": [{"role": "user", "content": "x" * 5000}],
+        }
+        response = httpx.post(f"{url}/v1/messages", json=big)
+        assert response.status_code == 413
+        assert "--max-body-bytes" in response.json()["error"]["message"]
+
+
+def test_keys_file_and_metrics(tmp_path: Path, store: SessionStore) -> None:
+    path = tmp_path / "keys.toml"
+    path.write_text('[[key]]\nname = "ci"\nsecret = "abc"\nteam = "infra"\n', encoding="utf-8")
+    (key,) = load_keys(path)
+    assert key.team == "infra"
+    assert key.matches("abc")
+    assert not key.matches("abd")
+    path.write_text("[[key]]\nname = 'x'\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="sha256"):
+        load_keys(path)
+    with ProviderServer() as server, running_proxy(_config(server), store) as url:
+        body = {"model": MODEL, "max_tokens": 10, "messages": [{"role": "user", "content": "x"}]}
+        httpx.post(f"{url}/v1/messages", json=body)
+        text = httpx.get(f"{url}/metrics").text
+        health = httpx.get(f"{url}/healthz").json()
+    assert 'ctxbudget_proxy_requests_total{api="anthropic",mode="observe",status="200"} 1.0' in text
+    assert "ctxbudget_proxy_overhead_seconds_bucket" in text
+    assert "ctxbudget_prepared_calls_total 1.0" in text
+    assert health["status"] == "ok"
+
+
+def test_openai_chat_and_responses_through_the_proxy(store: SessionStore) -> None:
+    with ProviderServer(script=Agent(2)) as server, running_proxy(_config(server), store) as url:
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="test", max_retries=0)
+        messages: list[Any] = [{"role": "user", "content": "go"}]
+        for _ in range(3):
+            stream = client.chat.completions.create(
+                model="gpt-4o",
+                messages=messages,
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+            chunks = list(stream)
+            calls: dict[int, dict[str, Any]] = {}
+            for ch in chunks:
+                for delta in (ch.choices[0].delta.tool_calls or []) if ch.choices else []:
+                    empty = {"name": "", "arguments": ""}
+                    slot = calls.setdefault(
+                        delta.index, {"id": "", "type": "function", "function": empty}
+                    )
+                    slot["id"] = delta.id or slot["id"]
+                    if delta.function is not None:
+                        slot["function"]["name"] += delta.function.name or ""
+                        slot["function"]["arguments"] += delta.function.arguments or ""
+            text = "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
+            message: dict[str, Any] = {"role": "assistant", "content": text or None}
+            if calls:
+                message["tool_calls"] = list(calls.values())
+            messages.append(message)
+            for call in calls.values():
+                messages.append({"role": "tool", "tool_call_id": call["id"], "content": "ok"})
+        response = client.responses.create(model="gpt-5", input="hi")
+        assert response.output_text
+    sessions = store.sessions()
+    assert len(sessions) == 2
+    chat = next(s for s in sessions if s.meta["proxy"]["api"] == "openai_chat")
+    manager = ContextManager.open(chat.session_id, store)
+    observed = [e for e in manager.log.events if isinstance(e, Observed)]
+    assert len(observed) == 3
