@@ -21,10 +21,14 @@ import anthropic
 import httpx
 import openai
 import pytest
+from typer.testing import CliRunner
 
+import ctxbudget.cli.analyze
+import ctxbudget.cli.simulate  # noqa: F401
 from _proxy import running_proxy
 from ctxbudget import ContextManager
-from ctxbudget.errors import ConfigError
+from ctxbudget.cli import app
+from ctxbudget.errors import ConfigError, UsageError
 from ctxbudget.proxy import ProxyConfig, ProxyKey, load_keys
 from ctxbudget.session.exchanges import find_orphans
 from ctxbudget.session.log import Appended, Observed
@@ -510,3 +514,31 @@ def test_openai_chat_and_responses_through_the_proxy(store: SessionStore) -> Non
     manager = ContextManager.open(chat.session_id, store)
     observed = [e for e in manager.log.events if isinstance(e, Observed)]
     assert len(observed) == 3
+
+
+def test_analyze_and_simulate_read_what_the_proxy_recorded(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'live.db'}"
+    st = open_store(url)
+    with ProviderServer(script=Agent(5)) as server, running_proxy(_config(server), st) as base:
+        run_anthropic(base, 5)
+        billed = sum(b.input_tokens for b in server.billed)
+    (info,) = st.sessions()
+    st.close()
+    runner = CliRunner()
+    analyzed = runner.invoke(
+        app, ["analyze", "--store", url, "--stored", info.session_id, "--json"]
+    )
+    assert analyzed.exit_code == 0, analyzed.output
+    data = json.loads(analyzed.stdout)
+    assert data["calls"] == 6
+    assert data["models"] == {MODEL: 6}
+    simulated = runner.invoke(
+        app,
+        ["simulate", "--store", url, "--stored", info.session_id, "--policy", "none", "--json"],
+    )
+    assert simulated.exit_code == 0, simulated.output
+    assert json.loads(simulated.stdout)["calls"] == 6
+    assert billed > 0
+    missing = runner.invoke(app, ["analyze", "--store", url, "--stored", "nope", "--json"])
+    assert isinstance(missing.exception, UsageError)  # main() prints it as one line
+    assert "no session 'nope'" in str(missing.exception)

@@ -7,7 +7,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated
 
+import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -15,12 +17,15 @@ from ctxbudget.cli._output import notice
 from ctxbudget.convert.openai_chat import from_openai_chat, from_openai_chat_tools
 from ctxbudget.demo import demo_session
 from ctxbudget.errors import TraceError, UsageError
+from ctxbudget.store import open_store
 from ctxbudget.traces import discover_user_logs, load_sessions
 from ctxbudget.traces._load import Skipped, skip_reason
 from ctxbudget.traces.session import RecordedCall, Session
+from ctxbudget.traces.stored import stored_session
 
 __all__ = [
     "Sources",
+    "StoredOption",
     "demo_as_session",
     "progress",
     "resolve_sources",
@@ -106,11 +111,28 @@ def demo_as_session(turns: int | None = None) -> Session:
     )
 
 
+StoredOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--stored",
+        help="A session of the store (--store) to read, e.g. one the proxy recorded "
+        "(`ctxbudget sessions list`); repeat for more.",
+    ),
+]
+
+
 def resolve_sources(
-    paths: Sequence[Path], *, limit: int | None, demo: bool, min_calls: int = 1
+    paths: Sequence[Path],
+    *,
+    limit: int | None,
+    demo: bool,
+    min_calls: int = 1,
+    stored: Sequence[str] = (),
+    store: str | None = None,
 ) -> Sources:
-    """Sessions from ``paths``; with none, the user's Claude Code / Codex logs (newest
-    ``limit`` files, default 20), else the demo session. ``demo`` forces the demo.
+    """Sessions from ``paths`` and the ``stored`` sessions of ``store``; with neither, the
+    user's Claude Code / Codex logs (newest ``limit`` files, default 20), else the demo
+    session. ``demo`` forces the demo.
 
     Folder walks and discovered logs skip files that cannot be read and list them in
     :attr:`Sources.skipped`; falling back to the demo is said on stderr."""
@@ -120,8 +142,11 @@ def resolve_sources(
         return Sources([demo_as_session()], "demo")
     skipped: list[Skipped] = []
     sessions: list[Session] = []
-    if paths:
-        origin = "paths"
+    if stored:
+        with open_store(store) as opened:
+            sessions.extend(stored_session(opened, session_id) for session_id in stored)
+    if paths or stored:
+        origin = "paths" if paths else "store"
         for path in paths:
             if not path.exists():
                 raise UsageError(
@@ -155,7 +180,8 @@ def resolve_sources(
         return Sources([demo_as_session()], "demo", skipped)
     if not kept:
         raise UsageError(
-            f"no session with at least {min_calls} model call(s) in {', '.join(map(str, paths))}"
+            f"no session with at least {min_calls} model call(s) in "
+            f"{', '.join([*map(str, paths), *stored])}"
         )
     return Sources(kept, origin, skipped)
 

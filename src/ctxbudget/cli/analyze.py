@@ -21,11 +21,13 @@ from ctxbudget.cli._models import (
 )
 from ctxbudget.cli._output import console, notice, output_file, print_json
 from ctxbudget.cli._sources import (
+    StoredOption,
     progress,
     resolve_sources,
     skipped_records_line,
     sub_agent_note,
 )
+from ctxbudget.cli.sessions import StoreOption
 from ctxbudget.report.data import analysis_report
 from ctxbudget.report.html import write_html
 
@@ -49,6 +51,8 @@ def analyze(
         int | None, typer.Option(help="At most this many sessions (log files when discovered).")
     ] = None,
     demo: Annotated[bool, typer.Option("--demo", help="Use the built-in demo session.")] = False,
+    stored: StoredOption = None,
+    store: StoreOption = None,
     html: Annotated[Path | None, typer.Option(help="Write the HTML report here.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
 ) -> None:
@@ -56,7 +60,13 @@ def analyze(
     choice = model_choice(model, price, context_window, max_output)
     spec = choice.spec()
     overwrote = output_file(html, "--html") if html is not None else False
-    sources = resolve_sources(paths or [], limit=limit, demo=demo)
+    sources = resolve_sources(
+        paths or [],
+        limit=limit,
+        demo=demo,
+        stored=stored or (),
+        store=store,
+    )
     analysis = Analysis()
     for session in progress(sources.sessions, "analyzing"):
         analysis.sessions.append(

@@ -23,7 +23,13 @@ from ctxbudget.cli._models import (
     model_choice,
 )
 from ctxbudget.cli._output import console, notice, output_dir, output_file, print_json
-from ctxbudget.cli._sources import resolve_sources, skipped_records_line, steps
+from ctxbudget.cli._sources import (
+    StoredOption,
+    resolve_sources,
+    skipped_records_line,
+    steps,
+)
+from ctxbudget.cli.sessions import StoreOption
 from ctxbudget.report.data import simulation_report
 from ctxbudget.report.html import write_html
 from ctxbudget.simulate import DEFAULT_POLICIES, Simulation, check_policies, simulate_session
@@ -61,6 +67,8 @@ def simulate(
         int | None, typer.Option(help="At most this many sessions (log files when discovered).")
     ] = None,
     demo: Annotated[bool, typer.Option("--demo", help="Use the built-in demo session.")] = False,
+    stored: StoredOption = None,
+    store: StoreOption = None,
     export_views: Annotated[
         Path | None, typer.Option(help="Write each policy's exact requests, one JSONL per session.")
     ] = None,
@@ -79,7 +87,14 @@ def simulate(
     overwrote = output_file(report, "--html") if report is not None else False
     if export_views is not None:
         output_dir(export_views, "--export-views")
-    sources = resolve_sources(paths or [], limit=limit, demo=demo, min_calls=max(min_calls, 1))
+    sources = resolve_sources(
+        paths or [],
+        limit=limit,
+        demo=demo,
+        stored=stored or (),
+        store=store,
+        min_calls=max(min_calls, 1),
+    )
     for session in sources.sessions:
         plan.add(session)
     spec = plan.main()

@@ -193,9 +193,8 @@ class SessionPool:
         spec = _spec(recorded, provider, window)
         settings = self.settings.manager_settings()
         if window is not None:  # the output reserve must leave room for input
-            most = spec.max_output_tokens if isinstance(spec, ModelSpec) else None
-            if most is None:
-                most = resolve_model(spec).max_output_tokens
+            full = spec if isinstance(spec, ModelSpec) else resolve_model(spec)
+            most = full.max_output_tokens
             settings["max_output_tokens"] = min(most, window // 4)
         try:
             manager = self.opener(stored_id, self.store, spec, **settings)
