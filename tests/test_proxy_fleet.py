@@ -1,0 +1,149 @@
+"""Two ``ctxbudget proxy`` worker processes on one PostgreSQL store: either serves any
+session, and a spend limit holds across both.
+
+The workers are real processes started with the CLI (``ctxbudget proxy --store
+postgresql://...``); the agent's calls alternate between them, so each request finds the
+session last written by the other worker and resumes it from the store.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import anthropic
+import httpx
+import pytest
+
+from _proxy import free_port
+from _stores import drop, fresh_url
+from ctxbudget import ContextManager
+from ctxbudget.session.exchanges import find_orphans
+from ctxbudget.session.log import Appended, Observed
+from ctxbudget.spend import Limit, ledger_for
+from ctxbudget.store import open_store
+from provider_server import ProviderServer
+from test_proxy import MODEL, TOOLS, Agent
+
+
+def _worker(store_url: str, upstream: str, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "ctxbudget",
+        "proxy",
+        "--port",
+        str(port),
+        "--store",
+        store_url,
+        "--anthropic-upstream",
+        upstream,
+    ]
+    process = subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"worker exited: {log.read_text(errors='replace')}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return process, url
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    process.kill()
+    raise AssertionError(f"worker did not start: {log.read_text(errors='replace')}")
+
+
+@pytest.fixture
+def fleet(tmp_path: Path) -> Iterator[tuple[str, list[str], ProviderServer]]:
+    url = fresh_url("postgresql", tmp_path)
+    open_store(url).close()  # migrate once, before two workers race to
+    workers = []
+    with ProviderServer(script=Agent(6)) as server:
+        try:
+            for n in range(2):
+                workers.append(_worker(url, server.base_url, tmp_path / f"worker{n}.log"))
+            yield url, [u for _, u in workers], server
+        finally:
+            for process, _ in workers:
+                process.terminate()
+                process.wait(timeout=10)
+            drop(url)
+
+
+def _call(base: str, messages: list[dict[str, object]]) -> anthropic.types.Message:
+    client = anthropic.Anthropic(
+        base_url=base,
+        api_key="test",
+        max_retries=0,
+        default_headers={"x-ctxbudget-session": "fleet-run"},
+    )
+    with client.messages.stream(
+        model=MODEL, max_tokens=500, system="Be brief.", messages=messages, tools=TOOLS
+    ) as stream:
+        return stream.get_final_message()
+
+
+def test_two_workers_serve_one_session_alternately_and_share_a_spend_limit(
+    fleet: tuple[str, list[str], ProviderServer],
+) -> None:
+    url, bases, server = fleet
+    messages: list[dict[str, object]] = [{"role": "user", "content": "Look at the files."}]
+    for step in range(7):
+        reply = _call(bases[step % 2], messages)
+        messages.append(
+            {
+                "role": "assistant",
+                "content": [b.model_dump(exclude_none=True) for b in reply.content],
+            }
+        )
+        calls = [b for b in reply.content if b.type == "tool_use"]
+        if not calls:
+            break
+        messages.append(
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": c.id, "content": f"out {step}"}
+                    for c in calls
+                ],
+            }
+        )
+    assert len(server.billed) == 7
+    store = open_store(url)
+    try:
+        (info,) = store.sessions()  # one session, never split between the workers
+        assert info.session_id.startswith("fleet-run/")
+        assert info.session_id.endswith("-o1")
+        manager = ContextManager.open(info.session_id, store)
+        items = [e.item for e in manager.log.events if isinstance(e, Appended)]
+        assert [i.role for i in items] == ["system", *[m["role"] for m in messages]]
+        assert not find_orphans(items)
+        observed = [e.usage for e in manager.log.events if isinstance(e, Observed)]
+        assert [u.input_tokens for u in observed] == [b.input_tokens for b in server.billed]
+        ledger = ledger_for(store)
+        spent = sum(
+            (
+                t.spent
+                for b, t in ledger.totals().items()
+                if (b.scope, b.period) == ("global", "day")
+            ),
+            Decimal(0),
+        )
+        assert spent > 0  # both workers settled into the one ledger
+        ledger.set_limit(Limit(scope="global", key="*", period="day", usd=spent, action="refuse"))
+    finally:
+        store.close()
+    for base in bases:  # the limit, set once, holds on both workers
+        refused = httpx.post(
+            f"{base}/v1/messages",
+            json={"model": MODEL, "max_tokens": 50, "messages": [{"role": "user", "content": "x"}]},
+        )
+        assert refused.status_code == 400, refused.text
+        assert "limit" in refused.json()["error"]["message"]
+    assert len(server.billed) == 7
