@@ -9,6 +9,7 @@ real Claude Code / Codex runs in ``test_proxy_clis.py``.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import threading
 from collections.abc import Iterator
@@ -542,3 +543,20 @@ def test_analyze_and_simulate_read_what_the_proxy_recorded(tmp_path: Path) -> No
     missing = runner.invoke(app, ["analyze", "--store", url, "--stored", "nope", "--json"])
     assert isinstance(missing.exception, UsageError)  # main() prints it as one line
     assert "no session 'nope'" in str(missing.exception)
+
+
+def test_manage_compacts_harder_when_the_upstream_says_too_long(store: SessionStore) -> None:
+    # the proxy believes the window is 30k; the upstream's real one is 2.6k
+    output = " ".join(hashlib.sha256(str(n).encode()).hexdigest()[:12] for n in range(2400))
+    with ProviderServer(script=Agent(3), context_windows={MODEL: 2_600}) as server:
+        config = _config(server, mode="manage", context_window=30_000)
+        with running_proxy(config, store) as url:
+            final = run_anthropic(url, 3, output=output)  # the SDK raises on any error
+        assert len(final) >= 7
+        refused = len(server.requests) - len(server.billed)
+        assert refused >= 1  # the upstream did say so, and the proxy sent it again smaller
+        assert len(server.billed) == sum(1 for m in final if m["role"] == "assistant")
+        sizes = [server.count_input("anthropic", b) + b["max_tokens"] for b in server.requests]
+        for before, after in itertools.pairwise(sizes):
+            if before > 2_600:  # a refused request is followed by the same call, smaller
+                assert after < before

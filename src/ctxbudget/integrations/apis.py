@@ -11,7 +11,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ctxbudget.billing.usage import (
     Usage,
@@ -20,11 +20,23 @@ from ctxbudget.billing.usage import (
     usage_from_openai_chat,
     usage_from_openai_responses,
 )
-from ctxbudget.convert.request import Format
+from ctxbudget.convert.request import Format, requested_output
 from ctxbudget.engine.request import Provider
 from ctxbudget.errors import UsageError
 
-__all__ = ["ADAPTERS", "Adapter", "Collector", "ErrorKind", "classify_error"]
+if TYPE_CHECKING:
+    from ctxbudget.manager import ContextManager
+
+__all__ = [
+    "ADAPTERS",
+    "Adapter",
+    "Collector",
+    "ErrorKind",
+    "classify_error",
+    "is_overflow",
+    "provider_limits",
+    "shrunk_limit",
+]
 
 ErrorKind = Literal["transient", "overflow", "fatal"]
 
@@ -35,6 +47,8 @@ _OVERFLOW = re.compile(
     r"exceed(?:s|ed)? (?:the )?context (?:window|limit)|input length and `?max_tokens`? exceed",
     re.IGNORECASE,
 )
+_OVERFLOW_SHRINK = 0.8
+"""Share of its own count a retried request may have when the provider gave no numbers."""
 _ANTHROPIC_SIZES = re.compile(r"(\d[\d,]*) tokens > (\d[\d,]*) maximum")
 _OPENAI_SIZES = re.compile(
     r"maximum context length is (\d[\d,]*) tokens\. However, your messages resulted in "
@@ -46,14 +60,19 @@ def classify_error(exc: BaseException) -> ErrorKind:
     """Whether an SDK error is worth a retry, means the request was too long, or is final."""
     status = getattr(exc, "status_code", None)
     text = f"{getattr(exc, 'code', '') or ''} {exc}"
-    if status in (400, 413) and _OVERFLOW.search(text):
+    if is_overflow(status, text):
         return "overflow"
     if status in _TRANSIENT_STATUS or type(exc).__name__ in _TRANSIENT_NAMES:
         return "transient"
     return "fatal"
 
 
-def provider_limits(exc: BaseException) -> tuple[int | None, int | None]:
+def is_overflow(status: int | None, text: str) -> bool:
+    """Whether an error response (status, body or message text) says the input was too long."""
+    return status in (400, 413) and _OVERFLOW.search(text) is not None
+
+
+def provider_limits(exc: BaseException | str) -> tuple[int | None, int | None]:
     """(input tokens the provider counted, its maximum), as far as its message says."""
     text = str(exc)
     match = _ANTHROPIC_SIZES.search(text)
@@ -63,6 +82,28 @@ def provider_limits(exc: BaseException) -> tuple[int | None, int | None]:
     if match is not None:
         return _int(match.group(2)), _int(match.group(1))
     return None, None
+
+
+def shrunk_limit(
+    manager: ContextManager, error: BaseException | str, options: Mapping[str, Any]
+) -> int:
+    """A tighter input limit after the provider said the last prepared request of
+    ``manager`` was too long (``error``: its exception or message)."""
+    report = manager.last_report
+    ours = report.input_tokens.tokens if report is not None else manager.total()
+    theirs, maximum = provider_limits(error)
+    if theirs is None or theirs <= 0:
+        return max(int(ours * _OVERFLOW_SHRINK), 1)
+    # the provider counts differently: calibrate (estimated models), then aim under its
+    # maximum (less the output it was asked for) in its own tokens
+    manager.accountant.observe_billed(theirs)
+    scale = min(ours / theirs, 1.0)
+    limit = int(ours * _OVERFLOW_SHRINK * scale)
+    if maximum is not None:
+        reserve = manager.accountant.ledger.allocation.output_reserve
+        output = requested_output(options, reserve)
+        limit = min(limit, int((maximum - output) * 0.95))
+    return max(limit, 1)
 
 
 def _int(digits: str) -> int:

@@ -21,15 +21,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ctxbudget.billing.usage import Usage
-from ctxbudget.convert.request import requested_output
 from ctxbudget.errors import UsageError
 from ctxbudget.integrations.apis import (
     ADAPTERS,
     Adapter,
     Collector,
     classify_error,
-    provider_limits,
     retry_after,
+    shrunk_limit,
 )
 from ctxbudget.integrations.history import HistorySync
 from ctxbudget.integrations.recall import (
@@ -97,10 +96,6 @@ class _Tries:
     """A tighter input limit after the provider said a request was too long."""
     overflowed: bool = False
     """The provider said so once already (a second time reaches the caller)."""
-
-
-_OVERFLOW_SHRINK = 0.8
-"""Share of its own count a retried request may have when the provider gave no numbers."""
 
 
 class _Managed:
@@ -180,7 +175,7 @@ class _Managed:
                 kind = classify_error(outcome.error)
                 if kind == "overflow" and not tries.overflowed:
                     tries.overflowed = True
-                    tries.input_limit = self._shrunk_limit(outcome.error, options)
+                    tries.input_limit = shrunk_limit(self.manager, outcome.error, options)
                     continue
                 if kind != "transient":
                     raise outcome.error
@@ -192,24 +187,6 @@ class _Managed:
         if last is None:  # cannot happen: the loop only ends after an error
             raise UsageError("no model to call")
         raise last
-
-    def _shrunk_limit(self, exc: BaseException, options: dict[str, Any]) -> int:
-        """A tighter input limit after the provider said the request was too long."""
-        report = self.manager.last_report
-        ours = report.input_tokens.tokens if report is not None else self.manager.total()
-        theirs, maximum = provider_limits(exc)
-        if theirs is None or theirs <= 0:
-            return max(int(ours * _OVERFLOW_SHRINK), 1)
-        # the provider counts differently: calibrate (estimated models), then aim under its
-        # maximum (less the output it was asked for) in its own tokens
-        self.manager.accountant.observe_billed(theirs)
-        scale = min(ours / theirs, 1.0)
-        limit = int(ours * _OVERFLOW_SHRINK * scale)
-        if maximum is not None:
-            reserve = self.manager.accountant.ledger.allocation.output_reserve
-            output = requested_output(options, reserve)
-            limit = min(limit, int((maximum - output) * 0.95))
-        return max(limit, 1)
 
     def _stream(self, response: Any, hide: bool) -> Any:
         collector = Collector(self.adapter)

@@ -23,8 +23,8 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from ctxbudget.errors import BudgetExceeded, ConfigError, ContextOverflow, CtxBudgetError
-from ctxbudget.integrations.apis import Collector
+from ctxbudget.errors import BudgetExceeded, ConfigError, CtxBudgetError, StorageError
+from ctxbudget.integrations.apis import Collector, is_overflow, shrunk_limit
 from ctxbudget.integrations.spending import CallSpend
 from ctxbudget.proxy.config import ProxyConfig, ProxyKey
 from ctxbudget.proxy.gate import Gate, Refused
@@ -37,6 +37,7 @@ from ctxbudget.proxy.wire import Wire
 from ctxbudget.spend.guard import SpendGuard
 from ctxbudget.spend.ledger import SpendLedger
 from ctxbudget.spend.model import Tags
+from ctxbudget.store.base import LogConflict
 
 __all__ = ["Exchange", "error_response", "unreachable"]
 
@@ -83,6 +84,8 @@ class _Call:
     spend: CallSpend | None = None
     started: float = field(default_factory=time.perf_counter)
     released: bool = False
+    retried: bool = False
+    """Sent again after the upstream said the request was too long."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,32 +181,67 @@ class Exchange:
     def _before(self, call: _Call) -> bytes:
         """Find the session, sync, prepare and reserve (bookkeeping thread); the bytes to
         send upstream."""
-        adapter, parsed = call.wire.adapter, call.parsed
-        fmt, provider = adapter.format, adapter.provider
-        pool = self.pools[call.managed]
-        session = pool.session(call.thread, parsed.model, provider, parsed.meta)
+        provider = call.wire.adapter.provider
+        parsed = call.parsed
         try:
-            if not session.sync(fmt, parsed.messages, parsed.system, parsed.tools):
-                session = pool.next_segment(call.thread, parsed.model, provider, parsed.meta)
-                session.sync(fmt, parsed.messages, parsed.system, parsed.tools)
+            session = self._synced(call)
         except CtxBudgetError as exc:
-            pool.forget(session)
             if call.managed:
                 raise Refused("invalid_request", f"ctxbudget proxy: {exc}") from exc
             return call.raw  # observe: the client's call goes through, unrecorded
         call.session = session
         try:
             prepared = session.prepare(provider, parsed.options)
-        except ContextOverflow as exc:
+        except CtxBudgetError as exc:  # too long even compacted, max_tokens past the window
+            if isinstance(exc, StorageError):
+                self.pools[call.managed].forget(session)
             if call.managed:
                 raise Refused("invalid_request", f"ctxbudget proxy: {exc}") from exc
             return call.raw  # observe: the upstream decides
-        except ConfigError as exc:
-            raise Refused("invalid_request", f"ctxbudget proxy: {exc}") from exc
         call.spend = self._reserve(call, session)
         if not call.managed:
             return call.raw
         return orjson.dumps(prepared)
+
+    def _again(self, call: _Call, error: str) -> bytes:
+        """The request prepared again under the limit the upstream's overflow error implies
+        (bookkeeping thread)."""
+        session = call.session
+        if session is None:
+            raise Refused("invalid_request", f"ctxbudget proxy: the upstream refused: {error}")
+        if call.spend is not None:
+            call.spend.release()
+            call.spend = None
+        parsed = call.parsed
+        limit = shrunk_limit(session.manager, error, parsed.options)
+        try:
+            prepared = session.prepare(call.wire.adapter.provider, parsed.options, limit)
+        except CtxBudgetError as exc:
+            raise Refused("invalid_request", f"ctxbudget proxy: {exc}") from exc
+        call.spend = self._reserve(call, session)
+        return orjson.dumps(prepared)
+
+    def _synced(self, call: _Call) -> ProxySession:
+        """The thread's session with the client's list synced into it: a new segment when
+        the list was rewritten; resumed again when another worker wrote in between."""
+        parsed, provider = call.parsed, call.wire.adapter.provider
+        fmt = call.wire.adapter.format
+        pool = self.pools[call.managed]
+        for attempt in range(2):
+            session = pool.session(call.thread, parsed.model, provider, parsed.meta)
+            try:
+                if not session.sync(fmt, parsed.messages, parsed.system, parsed.tools):
+                    session = pool.next_segment(call.thread, parsed.model, provider, parsed.meta)
+                    session.sync(fmt, parsed.messages, parsed.system, parsed.tools)
+                return session
+            except LogConflict:
+                pool.forget(session)  # another worker appended first: resume and retry
+                if attempt:
+                    raise
+            except CtxBudgetError:
+                pool.forget(session)  # its log refused the batch: reload it next time
+                raise
+        raise AssertionError("unreachable")
 
     def _reserve(self, call: _Call, session: ProxySession) -> CallSpend | None:
         key = call.key
@@ -248,6 +286,15 @@ class Exchange:
         if response.status_code >= 400:
             data = await response.aread()
             await response.aclose()
+            text = data.decode("utf-8", "replace")
+            if call.managed and not call.retried and is_overflow(response.status_code, text):
+                call.retried = True  # compact harder and send once more, unseen by the client
+                try:
+                    payload = await self.run(self._again, call, text)
+                except Refused as refused:
+                    await self._release(call, lock)
+                    return error_response(call.wire, refused)
+                return await self._send(call, request, payload, lock)
             self.metrics.request(call.wire.name, mode, response.status_code)
             self._finish(call, lock, None)
             return Response(data, status_code=response.status_code, headers=out_headers)
@@ -303,7 +350,7 @@ class Exchange:
         try:
             if closing is not None:
                 await closing.aclose()
-            await self.run(_settle, call, reply)
+            await self.run(self._settle, call, reply)
         finally:
             await self._release(call, lock)
 
@@ -318,6 +365,32 @@ class Exchange:
         lock.release()
         if not lock.locked() and not getattr(lock, "_waiters", None):
             self._locks.pop(call.thread, None)
+
+    def _settle(self, call: _Call, reply: _Reply | None) -> None:
+        """Record the reply and usage, settle or release the reservation (bookkeeping thread)."""
+        session, adapter = call.session, call.wire.adapter
+        if session is None:
+            return
+        messages: list[dict[str, Any]] = []
+        usage = None
+        if reply is not None:
+            try:
+                if reply.collector is not None:
+                    messages, usage = reply.collector.result()
+                else:
+                    messages, usage = adapter.reply(reply.final), adapter.usage(reply.final)
+            except (KeyError, TypeError, ValueError, CtxBudgetError):
+                messages, usage = [], None  # a reply ctxbudget cannot read: the client has it
+        try:
+            session.record(adapter.format, messages, usage)
+        except CtxBudgetError:  # the reply's batch was refused: the session reloads next time
+            self.pools[call.managed].forget(session)
+        if call.spend is not None:
+            if reply is None:
+                call.spend.release()
+            else:
+                call.spend.settle(usage)
+            call.spend = None
 
     async def forward(self, wire: Wire, request: Request, raw: bytes, label: str) -> Response:
         """Pass a request through to ``wire``'s upstream unchanged (streamed back)."""
@@ -343,33 +416,6 @@ class Exchange:
         return StreamingResponse(
             body(), status_code=response.status_code, headers=response_headers(response.headers)
         )
-
-
-def _settle(call: _Call, reply: _Reply | None) -> None:
-    """Record the reply and usage, settle or release the reservation (bookkeeping thread)."""
-    session, adapter = call.session, call.wire.adapter
-    if session is None:
-        return
-    messages: list[dict[str, Any]] = []
-    usage = None
-    if reply is not None:
-        try:
-            if reply.collector is not None:
-                messages, usage = reply.collector.result()
-            else:
-                messages, usage = adapter.reply(reply.final), adapter.usage(reply.final)
-        except (KeyError, TypeError, ValueError, CtxBudgetError):
-            messages, usage = [], None  # a reply ctxbudget cannot read: the client has it
-    try:
-        session.record(adapter.format, messages, usage)
-    except CtxBudgetError:
-        session.save()
-    if call.spend is not None:
-        if reply is None:
-            call.spend.release()
-        else:
-            call.spend.settle(usage)
-        call.spend = None
 
 
 def unreachable(exc: httpx.HTTPError) -> Refused:

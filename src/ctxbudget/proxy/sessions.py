@@ -97,8 +97,12 @@ class ProxySession:
                 state.last = message_key(messages[-1])
         return True
 
-    def prepare(self, provider: Any, options: Mapping[str, Any]) -> dict[str, Any]:
-        """The manager's request for the view (``options`` are the client's other fields)."""
+    def prepare(
+        self, provider: Any, options: Mapping[str, Any], input_limit: int | None = None
+    ) -> dict[str, Any]:
+        """The manager's request for the view (``options`` are the client's other fields;
+        ``input_limit``: lower after the provider said the last one was too long, and kept
+        for the later ones)."""
         manager = self.manager
         allocation = manager.accountant.ledger.allocation
         asked = requested_output(options, allocation.output_reserve)
@@ -109,6 +113,10 @@ class ProxySession:
                 f"({manager.model.context_window:,}) leaves for input; lower max_tokens or "
                 "raise --context-window"
             )
+        if input_limit is not None:
+            self.state.input_limit = input_limit
+        if self.state.input_limit is not None:
+            limit = min(limit, self.state.input_limit)
         return manager.prepare(provider, input_limit=limit, **options)
 
     def record(self, fmt: Format, reply: Sequence[Mapping[str, Any]], usage: Usage | None) -> None:

@@ -42,6 +42,9 @@ class SyncState:
     reply_items: int = 0
     """Items the last recorded reply took (the client copies it back next; retracted when
     it does not)."""
+    input_limit: int | None = None
+    """The input limit the upstream's "too long" error taught (tokens); later requests
+    keep under it."""
 
     def to_json(self) -> dict[str, Any]:
         """The mark's data."""
