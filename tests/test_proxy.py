@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import re
 import threading
 from collections.abc import Iterator
 from decimal import Decimal
@@ -24,7 +25,7 @@ import openai
 import pytest
 from typer.testing import CliRunner
 
-import ctxbudget.cli.analyze
+import ctxbudget.cli.analyze  # (registers the command)
 import ctxbudget.cli.simulate  # noqa: F401
 from _proxy import running_proxy
 from ctxbudget import ContextManager
@@ -34,7 +35,7 @@ from ctxbudget.proxy import ProxyConfig, ProxyKey, load_keys
 from ctxbudget.session.exchanges import find_orphans
 from ctxbudget.session.log import Appended, Observed
 from ctxbudget.spend import Limit, ledger_for
-from ctxbudget.store import open_store
+from ctxbudget.store import decode_event, open_store
 from ctxbudget.store.base import SessionStore
 from provider_server import ProviderServer, Reply
 
@@ -102,6 +103,11 @@ def store(tmp_path: Path) -> Iterator[SessionStore]:
     st = open_store(f"sqlite:///{tmp_path / 'proxy.db'}")
     yield st
     st.close()
+
+
+def _events(store: SessionStore, session_id: str) -> list[Any]:
+    """The stored events of a session, as they are (no replay)."""
+    return [decode_event(e) for e in store.load(session_id)]
 
 
 def _config(server: ProviderServer, **changes: Any) -> ProxyConfig:
@@ -272,8 +278,7 @@ def test_observe_records_every_call_and_sends_the_clients_bytes(store: SessionSt
     (info,) = store.sessions()
     assert info.session_id.endswith("-o1")
     assert info.meta["proxy"]["mode"] == "observe"
-    manager = ContextManager.open(info.session_id, store)
-    events = manager.log.events
+    events = _events(store, info.session_id)
     appended = [e.item for e in events if isinstance(e, Appended)]
     # the system prompt, every message of the client's final list, once each
     assert [i.role for i in appended] == ["system", *[m["role"] for m in final]]
@@ -512,9 +517,11 @@ def test_openai_chat_and_responses_through_the_proxy(store: SessionStore) -> Non
     sessions = store.sessions()
     assert len(sessions) == 2
     chat = next(s for s in sessions if s.meta["proxy"]["api"] == "openai_chat")
-    manager = ContextManager.open(chat.session_id, store)
-    observed = [e for e in manager.log.events if isinstance(e, Observed)]
+    observed = [e for e in _events(store, chat.session_id) if isinstance(e, Observed)]
     assert len(observed) == 3
+    # the settings it was recorded with are in its metadata: it reopens with them
+    manager = ContextManager.open(chat.session_id, store, **chat.meta["settings"])
+    assert len(manager.log) == len(_events(store, chat.session_id))
 
 
 def test_analyze_and_simulate_read_what_the_proxy_recorded(tmp_path: Path) -> None:
@@ -560,3 +567,108 @@ def test_manage_compacts_harder_when_the_upstream_says_too_long(store: SessionSt
         for before, after in itertools.pairwise(sizes):
             if before > 2_600:  # a refused request is followed by the same call, smaller
                 assert after < before
+
+
+class Recaller(Agent):
+    """Like :class:`Agent`, but once a marker names ``recall("mN")`` it recalls that id
+    first, alone, with a bit of text (a hidden round), then goes on."""
+
+    def __init__(self, steps: int, output: str) -> None:
+        super().__init__(steps, output)
+        self.recalled: str | None = None
+        self.answer: str | None = None
+
+    def __call__(self, api: str, body: dict[str, Any]) -> Reply:
+        text = json.dumps(body.get("messages") or body.get("input"))
+        if self.recalled is None:
+            found = re.search(r'recall\(\\*"(m\d+)\\*"\)', text)
+            if found is not None:
+                self.recalled = found.group(1)
+                return Reply(
+                    text="Let me look again.", tool_calls=[("recall", {"id": self.recalled})]
+                )
+        elif self.answer is None:
+            self.answer = text
+        done = text.count('"step ')
+        if done < self.steps:
+            return Reply(text=f"step {done}", tool_calls=[("bash", {"cmd": f"cat f{done}"})])
+        return Reply(text="All done.")
+
+
+def test_manage_answers_recall_inside_the_proxy_unseen_by_a_streaming_client(
+    store: SessionStore,
+) -> None:
+    output = " ".join(hashlib.sha256(str(n).encode()).hexdigest()[:12] for n in range(900))
+    script = Recaller(6, output)
+    with ProviderServer(script=script) as server:
+        config = _config(server, mode="manage", context_window=12_000)
+        with running_proxy(config, store) as url:
+            final = run_anthropic(url, 6, output=output)
+        sent = list(server.requests)
+    assert script.recalled is not None, "no marker named recall(): nothing was compacted"
+    # the client never saw the recall call, and its messages pair up as the SDK built them
+    client_calls = [
+        b
+        for m in final
+        if m["role"] == "assistant"
+        for b in m["content"]
+        if b["type"] == "tool_use"
+    ]
+    assert client_calls
+    assert all(b["name"] == "bash" for b in client_calls)
+    texts = [
+        b["text"]
+        for m in final
+        if m["role"] == "assistant"
+        for b in m["content"]
+        if b["type"] == "text"
+    ]
+    assert "Let me look again." in texts  # the hidden round's text reached the client
+    # the upstream was offered the tool and got the answer: the recalled output, whole
+    assert any(t.get("name") == "recall" for t in sent[-1]["tools"])
+    assert script.answer is not None
+    assert output[:200] in script.answer.replace("\\n", "\n")
+    # the log holds the hidden round: the recall call, its answer, and one bill per round
+    (info,) = store.sessions()
+    events = _events(store, info.session_id)
+    items = [e.item for e in events if isinstance(e, Appended)]
+    assert any(c.name == "recall" for i in items for c in i.tool_calls)
+    assert not find_orphans(items)
+    observed = [e for e in events if isinstance(e, Observed)]
+    assert len(observed) == len(server.billed) == len(sent)
+
+
+def test_manage_answers_recall_in_a_plain_chat_call(store: SessionStore) -> None:
+    output = " ".join(hashlib.sha256(str(n).encode()).hexdigest()[:12] for n in range(900))
+    script = Recaller(6, output)
+    with ProviderServer(script=script) as server:
+        config = _config(server, mode="manage", context_window=12_000)
+        with running_proxy(config, store) as url:
+            client = openai.OpenAI(base_url=f"{url}/v1", api_key="test", max_retries=0)
+            messages: list[Any] = [{"role": "user", "content": "go"}]
+            for _ in range(10):
+                reply = client.chat.completions.create(model="gpt-4o", messages=messages)
+                message = reply.choices[0].message
+                calls = message.tool_calls or []
+                assert all(c.function.name == "bash" for c in calls)  # recall never shows
+                messages.append(message.model_dump(exclude_none=True))
+                if not calls:
+                    break
+                for c in calls:
+                    messages.append({"role": "tool", "tool_call_id": c.id, "content": output})
+        assert script.recalled is not None
+        assert len(server.billed) > sum(1 for m in messages if m["role"] == "assistant")
+
+
+def test_a_proxy_restarted_with_other_settings_goes_on_in_a_new_segment(
+    store: SessionStore,
+) -> None:
+    with ProviderServer(script=Agent(3)) as server:
+        for window in (30_000, 40_000):
+            config = _config(server, mode="manage", context_window=window)
+            with running_proxy(config, store) as url:
+                run_anthropic(url, 1, session="restarted")
+    ids = sorted(i.session_id for i in store.sessions())
+    assert [i.rsplit("-", 1)[1] for i in ids] == ["m1", "m2"]
+    windows = [store.require(i).meta["settings"]["context_window"] for i in ids]
+    assert windows == [30_000, 40_000]

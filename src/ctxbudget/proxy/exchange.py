@@ -6,94 +6,42 @@ reserve the call's projected spend first (a refusal is a provider-shaped error),
 response chunk by chunk as it arrives while reading the events along, and record the reply
 and the billed usage once the stream has ended. The bookkeeping (store I/O, the manager)
 runs in one worker thread, never on the event loop; a lock per client thread keeps its
-requests in order from sync to record.
+requests in order from sync to record. How responses come back is :mod:`.replies`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import httpx
 import orjson
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 
 from ctxbudget.errors import BudgetExceeded, ConfigError, CtxBudgetError, StorageError
-from ctxbudget.integrations.apis import Collector, is_overflow, shrunk_limit
+from ctxbudget.integrations.apis import shrunk_limit
 from ctxbudget.integrations.spending import CallSpend
+from ctxbudget.proxy.call import Call, Parsed, Reply
 from ctxbudget.proxy.config import ProxyConfig, ProxyKey
 from ctxbudget.proxy.gate import Gate, Refused
 from ctxbudget.proxy.identity import identify, thread_of
 from ctxbudget.proxy.metrics import ProxyMetrics
+from ctxbudget.proxy.recall import offered_tools, offers_recall
+from ctxbudget.proxy.replies import error_response, send, unreachable
 from ctxbudget.proxy.sessions import ProxySession, SessionPool
-from ctxbudget.proxy.sse import EventReader
-from ctxbudget.proxy.upstream import relay, request_headers, response_headers
+from ctxbudget.proxy.upstream import request_headers, response_headers
 from ctxbudget.proxy.wire import Wire
 from ctxbudget.spend.guard import SpendGuard
 from ctxbudget.spend.ledger import SpendLedger
 from ctxbudget.spend.model import Tags
 from ctxbudget.store.base import LogConflict
 
-__all__ = ["Exchange", "error_response", "unreachable"]
+__all__ = ["Exchange"]
 
 T = TypeVar("T")
-
-
-def error_response(wire: Wire, refused: Refused) -> Response:
-    """The provider-shaped error the proxy answers itself."""
-    status, body = wire.error(refused.kind, refused.message)
-    return JSONResponse(body, status_code=status, headers={"x-ctxbudget-refused": refused.kind})
-
-
-@dataclass(frozen=True, slots=True)
-class _Parsed:
-    """The client's request, split the way the wrappers split a call."""
-
-    messages: list[Any]
-    system: Any
-    tools: Any
-    options: dict[str, Any]
-    """Every other field, ``model`` and unknown ones included."""
-    meta: Mapping[str, Any]
-    """What a new stored session records about its client."""
-
-    @property
-    def model(self) -> str:
-        return str(self.options.get("model") or "")
-
-
-@dataclass(slots=True)
-class _Call:
-    """What one model call holds until it is over (released exactly once)."""
-
-    wire: Wire
-    thread: str
-    """The client thread (the lock's key; its current segment is ``session``)."""
-    managed: bool
-    slot: str
-    key: ProxyKey | None
-    raw: bytes
-    """The client's body, as received."""
-    parsed: _Parsed
-    session: ProxySession | None = None
-    spend: CallSpend | None = None
-    started: float = field(default_factory=time.perf_counter)
-    released: bool = False
-    retried: bool = False
-    """Sent again after the upstream said the request was too long."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Reply:
-    """What came back: a stream read along, or a whole JSON response."""
-
-    collector: Collector | None = None
-    final: Any = None
 
 
 class Exchange:
@@ -136,6 +84,15 @@ class Exchange:
         url = base.rstrip("/") + request.url.path
         return f"{url}?{request.url.query}" if request.url.query else url
 
+    def upstream_request(self, call: Call, request: Request, payload: bytes) -> httpx.Request:
+        """The POST of ``payload`` to the call's upstream, with the client's headers."""
+        return self.client.build_request(
+            "POST",
+            self.upstream_url(call.wire.upstream, request),
+            headers=request_headers(request.headers.items()),
+            content=payload,
+        )
+
     async def handle(
         self, wire: Wire, request: Request, raw: bytes, key: ProxyKey | None
     ) -> Response:
@@ -164,25 +121,24 @@ class Exchange:
                 "api": wire.name,
             }
         }
-        parsed = _Parsed(messages, system, tools, options, meta)
-        call = _Call(wire, thread, managed, self.gate.take(key), key, raw, parsed)
+        parsed = Parsed(messages, system, tools, options, meta)
+        call = Call(wire, thread, managed, self.gate.take(key), key, raw, parsed)
+        call.recall = offers_recall(call)
         lock = self._locks.setdefault(thread, asyncio.Lock())
         await lock.acquire()
         try:
             payload = await self.run(self._before, call)
         except Refused as refused:
-            await self._release(call, lock)
+            await self.release(call, lock)
             return error_response(wire, refused)
         except BaseException:
-            await self._release(call, lock)
+            await self.release(call, lock)
             raise
-        return await self._send(call, request, payload, lock)
+        return await send(self, call, request, payload, lock)
 
-    def _before(self, call: _Call) -> bytes:
+    def _before(self, call: Call) -> bytes:
         """Find the session, sync, prepare and reserve (bookkeeping thread); the bytes to
         send upstream."""
-        provider = call.wire.adapter.provider
-        parsed = call.parsed
         try:
             session = self._synced(call)
         except CtxBudgetError as exc:
@@ -191,7 +147,7 @@ class Exchange:
             return call.raw  # observe: the client's call goes through, unrecorded
         call.session = session
         try:
-            prepared = session.prepare(provider, parsed.options)
+            prepared = session.prepare(call.wire.adapter.provider, call.parsed.options)
         except CtxBudgetError as exc:  # too long even compacted, max_tokens past the window
             if isinstance(exc, StorageError):
                 self.pools[call.managed].forget(session)
@@ -203,9 +159,9 @@ class Exchange:
             return call.raw
         return orjson.dumps(prepared)
 
-    def _again(self, call: _Call, error: str) -> bytes:
-        """The request prepared again under the limit the upstream's overflow error implies
-        (bookkeeping thread)."""
+    def again(self, call: Call, error: str | None = None) -> bytes:
+        """The managed request prepared once more (bookkeeping thread): after a hidden
+        recall round, or under the limit an upstream "too long" ``error`` implies."""
         session = call.session
         if session is None:
             raise Refused("invalid_request", f"ctxbudget proxy: the upstream refused: {error}")
@@ -213,7 +169,7 @@ class Exchange:
             call.spend.release()
             call.spend = None
         parsed = call.parsed
-        limit = shrunk_limit(session.manager, error, parsed.options)
+        limit = shrunk_limit(session.manager, error, parsed.options) if error else None
         try:
             prepared = session.prepare(call.wire.adapter.provider, parsed.options, limit)
         except CtxBudgetError as exc:
@@ -221,7 +177,7 @@ class Exchange:
         call.spend = self._reserve(call, session)
         return orjson.dumps(prepared)
 
-    def _synced(self, call: _Call) -> ProxySession:
+    def _synced(self, call: Call) -> ProxySession:
         """The thread's session with the client's list synced into it: a new segment when
         the list was rewritten; resumed again when another worker wrote in between."""
         parsed, provider = call.parsed, call.wire.adapter.provider
@@ -230,9 +186,10 @@ class Exchange:
         for attempt in range(2):
             session = pool.session(call.thread, parsed.model, provider, parsed.meta)
             try:
-                if not session.sync(fmt, parsed.messages, parsed.system, parsed.tools):
+                tools = offered_tools(call, session) if call.recall else parsed.tools
+                if not session.sync(fmt, parsed.messages, parsed.system, tools):
                     session = pool.next_segment(call.thread, parsed.model, provider, parsed.meta)
-                    session.sync(fmt, parsed.messages, parsed.system, parsed.tools)
+                    session.sync(fmt, parsed.messages, parsed.system, tools)
                 return session
             except LogConflict:
                 pool.forget(session)  # another worker appended first: resume and retry
@@ -243,7 +200,7 @@ class Exchange:
                 raise
         raise AssertionError("unreachable")
 
-    def _reserve(self, call: _Call, session: ProxySession) -> CallSpend | None:
+    def _reserve(self, call: Call, session: ProxySession) -> CallSpend | None:
         key = call.key
         tags = Tags(
             session=session.stored_id,
@@ -266,77 +223,8 @@ class Exchange:
             )
         return spend
 
-    async def _send(
-        self, call: _Call, request: Request, payload: bytes, lock: asyncio.Lock
-    ) -> Response:
-        upstream = self.client.build_request(
-            "POST",
-            self.upstream_url(call.wire.upstream, request),
-            headers=request_headers(request.headers.items()),
-            content=payload,
-        )
-        try:
-            response = await self.client.send(upstream, stream=True)
-        except httpx.HTTPError as exc:
-            await self._release(call, lock)
-            return error_response(call.wire, unreachable(exc))
-        mode = "manage" if call.managed else "observe"
-        self.metrics.overhead(call.wire.name, mode, time.perf_counter() - call.started)
-        out_headers = response_headers(response.headers)
-        if response.status_code >= 400:
-            data = await response.aread()
-            await response.aclose()
-            text = data.decode("utf-8", "replace")
-            if call.managed and not call.retried and is_overflow(response.status_code, text):
-                call.retried = True  # compact harder and send once more, unseen by the client
-                try:
-                    payload = await self.run(self._again, call, text)
-                except Refused as refused:
-                    await self._release(call, lock)
-                    return error_response(call.wire, refused)
-                return await self._send(call, request, payload, lock)
-            self.metrics.request(call.wire.name, mode, response.status_code)
-            self._finish(call, lock, None)
-            return Response(data, status_code=response.status_code, headers=out_headers)
-        self.metrics.request(call.wire.name, mode, response.status_code)
-        if "text/event-stream" not in response.headers.get("content-type", ""):
-            data = await response.aread()
-            await response.aclose()
-            try:
-                reply: _Reply | None = _Reply(final=orjson.loads(data))
-            except orjson.JSONDecodeError:
-                reply = None
-            self._finish(call, lock, reply)
-            return Response(data, status_code=response.status_code, headers=out_headers)
-        return StreamingResponse(
-            self._stream(call, lock, response, Collector(call.wire.adapter)),
-            status_code=response.status_code,
-            headers=out_headers,
-        )
-
-    async def _stream(
-        self, call: _Call, lock: asyncio.Lock, response: httpx.Response, collector: Collector
-    ) -> AsyncIterator[bytes]:
-        reader = EventReader()
-
-        def read_along(chunk: bytes) -> None:
-            for event in reader.feed(chunk):
-                collector.feed(event)
-
-        complete = False
-        try:
-            async for chunk in relay(response, read_along):
-                yield chunk
-            complete = True
-        finally:
-            self._finish(call, lock, _Reply(collector) if complete else None, response)
-
-    def _finish(
-        self,
-        call: _Call,
-        lock: asyncio.Lock,
-        reply: _Reply | None,
-        closing: httpx.Response | None = None,
+    def finish(
+        self, call: Call, lock: asyncio.Lock, reply: Reply | None, closing: Any = None
     ) -> None:
         """Record the reply and settle the spend in the background, then free the thread
         (``reply`` None: the call failed or the client left; nothing to record)."""
@@ -345,16 +233,16 @@ class Exchange:
         task.add_done_callback(self._tasks.discard)
 
     async def _record(
-        self, call: _Call, lock: asyncio.Lock, reply: _Reply | None, closing: httpx.Response | None
+        self, call: Call, lock: asyncio.Lock, reply: Reply | None, closing: Any
     ) -> None:
         try:
             if closing is not None:
                 await closing.aclose()
             await self.run(self._settle, call, reply)
         finally:
-            await self._release(call, lock)
+            await self.release(call, lock)
 
-    async def _release(self, call: _Call, lock: asyncio.Lock) -> None:
+    async def release(self, call: Call, lock: asyncio.Lock) -> None:
         """Give back what the call held: its reservation (unless settled), slot and lock."""
         if call.released:
             return
@@ -366,10 +254,10 @@ class Exchange:
         if not lock.locked() and not getattr(lock, "_waiters", None):
             self._locks.pop(call.thread, None)
 
-    def _settle(self, call: _Call, reply: _Reply | None) -> None:
+    def _settle(self, call: Call, reply: Reply | None) -> None:
         """Record the reply and usage, settle or release the reservation (bookkeeping thread)."""
         session, adapter = call.session, call.wire.adapter
-        if session is None:
+        if session is None or (reply is not None and reply.recorded):
             return
         messages: list[dict[str, Any]] = []
         usage = None
@@ -385,11 +273,16 @@ class Exchange:
             session.record(adapter.format, messages, usage)
         except CtxBudgetError:  # the reply's batch was refused: the session reloads next time
             self.pools[call.managed].forget(session)
+        self.settle_spend(call, reply is not None, usage)
+
+    @staticmethod
+    def settle_spend(call: Call, answered: bool, usage: Any) -> None:
+        """Settle the call's reservation with the bill (or release it: no answer)."""
         if call.spend is not None:
-            if reply is None:
-                call.spend.release()
-            else:
+            if answered:
                 call.spend.settle(usage)
+            else:
+                call.spend.release()
             call.spend = None
 
     async def forward(self, wire: Wire, request: Request, raw: bytes, label: str) -> Response:
@@ -416,12 +309,3 @@ class Exchange:
         return StreamingResponse(
             body(), status_code=response.status_code, headers=response_headers(response.headers)
         )
-
-
-def unreachable(exc: httpx.HTTPError) -> Refused:
-    """The error a client gets when the upstream cannot be reached."""
-    return Refused(
-        "unreachable",
-        f"ctxbudget proxy could not reach the upstream ({type(exc).__name__}: {exc}); check "
-        "--anthropic-upstream / --openai-upstream and the network",
-    )

@@ -26,10 +26,11 @@ from ctxbudget.errors import ConfigError
 from ctxbudget.manager import ContextManager
 from ctxbudget.proxy.anthropic import MESSAGES
 from ctxbudget.proxy.config import ProxyConfig, ProxyKey
-from ctxbudget.proxy.exchange import Exchange, error_response
+from ctxbudget.proxy.exchange import Exchange
 from ctxbudget.proxy.gate import Refused
 from ctxbudget.proxy.metrics import ProxyMetrics
 from ctxbudget.proxy.openai import CHAT, RESPONSES
+from ctxbudget.proxy.replies import error_response
 from ctxbudget.proxy.sessions import SessionPool, Settings
 from ctxbudget.proxy.wire import Wire
 from ctxbudget.spend import ledger_for

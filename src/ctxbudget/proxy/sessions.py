@@ -119,15 +119,34 @@ class ProxySession:
             limit = min(limit, self.state.input_limit)
         return manager.prepare(provider, input_limit=limit, **options)
 
-    def record(self, fmt: Format, reply: Sequence[Mapping[str, Any]], usage: Usage | None) -> None:
-        """The model's reply (the client copies it back next) and the billed usage."""
+    def record(
+        self,
+        fmt: Format,
+        reply: Sequence[Mapping[str, Any]],
+        usage: Usage | None,
+        *,
+        joined: Sequence[Mapping[str, Any]] = (),
+        joined_format: Format | None = None,
+    ) -> None:
+        """The model's reply (the client copies it back next; ``joined``: answers of
+        recall calls taken out of it, which go with it) and the billed usage."""
         with self.manager.log.batch():
-            if reply:
-                items = self.manager.extend(list(reply), format=fmt)
-                self.state.reply_items = len(items)
+            items = list(self.manager.extend(list(reply), format=fmt)) if reply else []
+            if joined:
+                items += self.manager.extend(list(joined), format=joined_format or fmt)
+            self.state.reply_items = len(items)
             if usage is not None:
                 self.manager.observe_usage(usage)
             self.save()
+
+    def record_hidden(
+        self, fmt: Format, messages: Sequence[Mapping[str, Any]], usage: Usage | None
+    ) -> None:
+        """A round the client never sees (a recall call and its answer) and its usage."""
+        with self.manager.log.batch():
+            self.manager.extend(list(messages), format=fmt)
+            if usage is not None:
+                self.manager.observe_usage(usage)
 
     def save(self) -> None:
         """Write the sync position into the log (a mark)."""
@@ -135,6 +154,16 @@ class ProxySession:
 
 
 Opener = Callable[..., "ContextManager"]
+
+
+class SettingsChanged(StorageError):
+    """A stored segment was recorded under other proxy settings (window, policy, mode)."""
+
+    def __init__(self, stored_id: str) -> None:
+        super().__init__(
+            f"session {stored_id!r} was recorded with other proxy settings; it goes on in a "
+            "new segment"
+        )
 
 
 class SessionPool:
@@ -158,7 +187,10 @@ class SessionPool:
         """The current segment of ``thread_id`` (created with ``meta`` when new)."""
         segment = self._segment.get(thread_id) or self._latest(thread_id)
         self._segment[thread_id] = segment
-        return self._load(thread_id, segment, model, provider, meta)
+        try:
+            return self._load(thread_id, segment, model, provider, meta)
+        except SettingsChanged:  # the proxy restarted with other settings: go on in a new one
+            return self.next_segment(thread_id, model, provider, meta)
 
     def next_segment(
         self, thread_id: str, model: str, provider: str, meta: Mapping[str, Any]
@@ -173,6 +205,15 @@ class SessionPool:
     def forget(self, session: ProxySession) -> None:
         """Drop a manager whose log no longer matches the store (reload it next time)."""
         self._open.pop(session.stored_id, None)
+
+    def _manager_settings(self, spec: ModelSpec | str) -> dict[str, Any]:
+        """The manager's settings (JSON values, recorded in the session's metadata)."""
+        settings = self.settings.manager_settings()
+        window = self.settings.context_window
+        if window is not None:  # the output reserve must leave room for input
+            full = spec if isinstance(spec, ModelSpec) else resolve_model(spec)
+            settings["max_output_tokens"] = min(full.max_output_tokens, window // 4)
+        return settings
 
     def _id(self, thread_id: str, segment: int) -> str:
         mode = "m" if self.settings.managed else "o"
@@ -193,21 +234,16 @@ class SessionPool:
         if held is not None and info is not None and info.events == len(held.manager.log):
             self._open.move_to_end(stored_id)
             return held
+        recorded = str(info.meta.get("model") or model) if info is not None else model
+        spec = _spec(recorded, provider, self.settings.context_window)
+        settings = self._manager_settings(spec)
         if info is None:
-            self.store.create(stored_id, {"model": model, **meta, "segment": segment})
-            info = self.store.require(stored_id)
-        recorded = str(info.meta.get("model") or model)
-        window = self.settings.context_window
-        spec = _spec(recorded, provider, window)
-        settings = self.settings.manager_settings()
-        if window is not None:  # the output reserve must leave room for input
-            full = spec if isinstance(spec, ModelSpec) else resolve_model(spec)
-            most = full.max_output_tokens
-            settings["max_output_tokens"] = min(most, window // 4)
+            created = {"model": model, **meta, "segment": segment, "settings": settings}
+            self.store.create(stored_id, created)
+        elif info.meta.get("settings", settings) != settings:
+            raise SettingsChanged(stored_id)
         try:
             manager = self.opener(stored_id, self.store, spec, **settings)
-        except StorageError:
-            raise
         except UsageError as exc:
             raise StorageError(f"session {stored_id!r} cannot be resumed: {exc}") from exc
         session = ProxySession(stored_id, manager, SyncState.from_json(manager.log.mark_of(MARK)))
