@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import anthropic
 import httpx
@@ -25,8 +27,8 @@ from ctxbudget import ContextManager
 from ctxbudget.session.exchanges import find_orphans
 from ctxbudget.session.log import Appended, Observed
 from ctxbudget.spend import Limit, ledger_for
-from ctxbudget.store import open_store
-from provider_server import ProviderServer
+from ctxbudget.store import decode_event, open_store
+from provider_server import ProviderServer, Reply
 from test_proxy import MODEL, TOOLS, Agent
 
 
@@ -147,3 +149,95 @@ def test_two_workers_serve_one_session_alternately_and_share_a_spend_limit(
         assert refused.status_code == 400, refused.text
         assert "limit" in refused.json()["error"]["message"]
     assert len(server.billed) == 7
+
+
+class _Stalling(Agent):
+    """The agent's script, but the call after ``stall_at`` steps waits for ``go_on``."""
+
+    def __init__(self, steps: int, stall_at: int) -> None:
+        super().__init__(steps)
+        self.stall_at = stall_at
+        self.stalled = threading.Event()
+        self.go_on = threading.Event()
+
+    def __call__(self, api: str, body: dict[str, Any]) -> Reply:
+        done = sum(1 for m in body["messages"] if m.get("role") == "assistant")
+        if done == self.stall_at and not self.go_on.is_set():
+            self.stalled.set()
+            self.go_on.wait(30)
+        return super().__call__(api, body)
+
+
+def test_a_worker_killed_mid_call_loses_no_acknowledged_event(tmp_path: Path) -> None:
+    url = fresh_url("postgresql", tmp_path)
+    open_store(url).close()
+    script = _Stalling(5, stall_at=3)
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        with ProviderServer(script=script) as server:
+            first, base_a = _worker(url, server.base_url, tmp_path / "a.log")
+            second, base_b = _worker(url, server.base_url, tmp_path / "b.log")
+            processes += [first, second]
+            messages: list[dict[str, Any]] = [{"role": "user", "content": "Look at the files."}]
+            for _ in range(3):
+                _step(base_a, messages)
+            failed: list[BaseException] = []
+            caller = threading.Thread(target=_expect_failure, args=(base_a, messages, failed))
+            caller.start()
+            assert script.stalled.wait(20)
+            store = open_store(url)
+            (info,) = store.sessions()
+            before = store.load(info.session_id)
+            first.kill()  # mid-call: the request was synced and forwarded, no reply yet
+            first.wait(10)
+            script.go_on.set()
+            caller.join(20)
+            assert failed, "the call through the killed worker should have failed"
+            while _step(base_b, messages):  # the client retries on the other worker
+                pass
+            # the last reply is recorded just after its stream ends: wait for it
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                after = store.load(info.session_id)
+                if sum(1 for e in after if e.kind == "appended") > len(messages):
+                    break
+                time.sleep(0.05)
+            sessions = store.sessions()
+            store.close()
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.terminate()
+                process.wait(10)
+        drop(url)
+    assert [s.session_id for s in sessions] == [info.session_id]  # the same session went on
+    assert after[: len(before)] == before  # every acknowledged event is still there, as it was
+    items = [decode_event(e).item for e in after if e.kind == "appended"]
+    roles = [i.role for i in items]
+    assert roles == ["system", *[m["role"] for m in messages]]  # nothing twice, nothing lost
+
+
+def _step(base: str, messages: list[dict[str, Any]]) -> bool:
+    """One agent step through ``base``; False once the model answered without tools."""
+    reply = _call(base, messages)
+    messages.append(
+        {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in reply.content]}
+    )
+    calls = [b for b in reply.content if b.type == "tool_use"]
+    if calls:
+        messages.append(
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": c.id, "content": "out"} for c in calls
+                ],
+            }
+        )
+    return bool(calls)
+
+
+def _expect_failure(base: str, messages: list[dict[str, Any]], failed: list[BaseException]) -> None:
+    try:
+        _call(base, list(messages))
+    except Exception as exc:  # the worker died under the call
+        failed.append(exc)

@@ -45,7 +45,7 @@ def proxy(
     ] = None,
     keys: Annotated[
         Path | None,
-        typer.Option(help="TOML file of [[key]] tables (name, sha256, team/user/agent)."),
+        typer.Option(help="TOML file of proxy keys: name, sha256, team/user/agent (docs/proxy.md)."),
     ] = None,
     manage_oauth: Annotated[
         bool,

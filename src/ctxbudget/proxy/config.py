@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from ctxbudget.budget.policy import PRESETS
 from ctxbudget.errors import ConfigError
 
 __all__ = [
@@ -91,6 +92,9 @@ class ProxyConfig:
                 "for the credentials it forwards; give proxy keys (--keys FILE) or listen on "
                 "127.0.0.1"
             )
+        if self.policy is not None and self.policy not in PRESETS:
+            known = ", ".join(sorted(PRESETS))
+            raise ConfigError(f"unknown policy {self.policy!r}; the presets are {known}")
         if self.context_window is not None and self.context_window < 1024:
             raise ConfigError(f"context_window must be at least 1024, got {self.context_window}")
         for name, url in (("anthropic", self.anthropic_upstream), ("openai", self.openai_upstream)):

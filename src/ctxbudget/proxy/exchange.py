@@ -70,6 +70,11 @@ class Exchange:
         """``fn(*args)`` in the bookkeeping thread."""
         return await asyncio.get_running_loop().run_in_executor(self._worker, fn, *args)
 
+    async def drain(self) -> None:
+        """Wait for the replies still being recorded (before the proxy stops)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
     def close(self) -> None:
         """Stop the bookkeeping thread (after the work queued on it)."""
         self._worker.shutdown(wait=True)

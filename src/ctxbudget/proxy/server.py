@@ -71,6 +71,7 @@ def build_app(config: ProxyConfig, *, store: SessionStore | None = None) -> Star
             yield
         finally:
             state.clear()
+            await exchange.drain()
             await exchange.client.aclose()
             exchange.close()
             if own:

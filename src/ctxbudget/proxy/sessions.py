@@ -95,6 +95,7 @@ class ProxySession:
                 state.held = len(messages)
                 state.first = message_key(messages[0])
                 state.last = message_key(messages[-1])
+            self.save()  # with the messages, in one write: the position never lags the log
         return True
 
     def prepare(
