@@ -63,6 +63,33 @@ def test_incremental_total_equals_a_whole_request_recount(ops: list[tuple[str, s
     assert sum(r.used for r in snapshot.components) == recount.tokens
 
 
+@settings(max_examples=40, deadline=None)
+@given(operations, st.integers(1_000, 200_000))
+def test_calibration_sees_the_same_request_as_a_whole_recount(
+    ops: list[tuple[str, str, int]], billed: int
+) -> None:
+    """The running tally calibration uses equals the whole request's tally, however items
+    came and went; so the factor it learns is the one a recount would give."""
+    accountant, twin = Accountant(CLAUDE), Accountant(CLAUDE)
+    for one in (accountant, twin):
+        one.set_tools([TOOL])
+    live: dict[str, Item] = {}
+    for index, (op, text, pick) in enumerate(ops):
+        if op == "remove" and live:
+            victim = sorted(live)[pick % len(live)]
+            accountant.remove(victim)
+            del live[victim]
+        elif op != "remove":
+            item = text_item(index, text) if op == "add" else result_item(index, text)
+            accountant.add(item)
+            live[item.id] = item
+    twin.extend(live.values())
+    whole = twin.counter.tally_request(list(live.values()), [TOOL])
+    accountant.observe_billed(billed)
+    expected = twin._calibrator.observe(whole.raw, billed, whole.fixed)  # type: ignore[union-attr]
+    assert accountant._calibrator == expected
+
+
 def test_components_are_accounted_where_items_say() -> None:
     accountant = Accountant(GPT4O)
     accountant.add(text_item(0, "You are terse.", Component.SYSTEM))

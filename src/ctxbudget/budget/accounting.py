@@ -27,6 +27,11 @@ from ctxbudget.tokens.resolve import tokenizer_from_spec
 
 __all__ = ["OVERHEAD_ID", "TOOLS_ID", "Accountant", "counter_for"]
 
+FACTOR_STEP = 0.005
+"""Relative change of the calibrated factor that re-scales the counts. Smaller moves (the
+noise of call-to-call ratios once calibrated) leave every cached count valid, so a long
+session's call does not re-count its whole history; well inside an estimate's error."""
+
 TOOLS_ID = "tools"
 """Ledger id of the tool schemas (component ``tools``)."""
 OVERHEAD_ID = "request-overhead"
@@ -73,6 +78,11 @@ class Accountant:
         self.ledger = Ledger(allocation)
         """Used / budget per component."""
         self._items: dict[str, Item] = {}
+        self._raw = 0
+        """Tokenizer tokens of the accounted items, before the factor (kept as they come
+        and go, so calibrating a long session's call does not re-add them all)."""
+        self._fixed = 0
+        """Framing-rule tokens of the accounted items."""
         self._tools: tuple[ToolSpec, ...] = ()
         self._calibrator = Calibrator(self.counter.factor) if not exact else None
         self._observations = 0
@@ -106,9 +116,12 @@ class Accountant:
             raise UsageError(
                 f"item id {item.id!r} is already accounted; give every item a unique id"
             )
-        count = self.counter.count_item(item)
+        tally = self.counter.tally(item)
+        count = tally.total(self.counter.factor)
         self.ledger.add(item.id, item.component, count)
         self._items[item.id] = item
+        self._raw += tally.raw
+        self._fixed += tally.fixed
         return count
 
     def extend(self, items: Iterable[Item]) -> None:
@@ -122,6 +135,9 @@ class Accountant:
         if item is None:
             raise UsageError(f"item id {item_id!r} is not accounted; nothing to remove")
         self.ledger.remove(item_id)
+        tally = self.counter.tally(item)
+        self._raw -= tally.raw
+        self._fixed -= tally.fixed
         return item
 
     def count(self, item_id: str) -> TokenCount:
@@ -159,15 +175,22 @@ class Accountant:
         """Reconcile with what the provider billed for the current request.
 
         ``billed_prompt_tokens`` is the whole prompt: input + cache read + cache write
-        tokens. For estimated models every count is re-scaled by the updated factor (one
-        pass over the accounted items, once per call). Returns the new input total.
+        tokens. For estimated models the evidence always accumulates, and once the
+        calibrated factor has moved by :data:`FACTOR_STEP` or more every count is re-scaled
+        by it (one pass over the accounted items; the renderer's and the cache's caches
+        start again). Returns the new input total.
         """
         if self._calibrator is None:
             return self.input_tokens
-        tally = self.counter.tally_request(self._items.values(), self._tools)
-        self._calibrator = self._calibrator.observe(tally.raw, billed_prompt_tokens, tally.fixed)
+        tools = self.counter.tally_tools(self._tools)
+        raw = self._raw + tools.raw
+        fixed = self._fixed + tools.fixed + self.counter.framing.reply_priming
+        self._calibrator = self._calibrator.observe(raw, billed_prompt_tokens, fixed)
         self._observations += 1
-        self.counter.set_factor(self._calibrator.factor)
+        factor, current = self._calibrator.factor, self.counter.factor
+        if abs(factor - current) < FACTOR_STEP * current:
+            return self.input_tokens  # within the step: every cached count stays valid
+        self.counter.set_factor(factor)
         for item_id, item in self._items.items():
             self.ledger.replace(item_id, self.counter.count_item(item))
         if TOOLS_ID in self.ledger:

@@ -12,9 +12,9 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
-from itertools import islice
+from itertools import accumulate, islice
 from typing import Any, TypeVar, overload
 
 from ctxbudget.convert.anthropic import from_anthropic, from_anthropic_tools
@@ -22,6 +22,7 @@ from ctxbudget.convert.openai_chat import from_openai_chat, from_openai_chat_too
 from ctxbudget.convert.openai_responses import from_openai_responses, from_openai_responses_tools
 from ctxbudget.convert.request import Format
 from ctxbudget.tokens.counter import TokenCounter
+from ctxbudget.tokens.framing import Tally
 
 __all__ = [
     "Block",
@@ -253,7 +254,8 @@ class Fingerprinter:
 
     def __init__(self, counter: TokenCounter) -> None:
         self.counter = counter
-        self._tokens: dict[tuple[str, str], int] = {}
+        self._tallies: dict[tuple[str, str], tuple[Tally, ...]] = {}
+        """Each block's tallies by (kind, digest), before the factor."""
         self._by_id: dict[int, tuple[Any, Block, int]] = {}
         self._last: Fingerprint | None = None
         self._last_format: Format | None = None
@@ -273,7 +275,7 @@ class Fingerprinter:
         """
         if self.counter.factor != self._factor:  # recalibrated: every count changed
             self._factor = self.counter.factor
-            self._tokens, self._by_id, self._last = {}, {}, None
+            self._rescale()
         head, key, entries = _split(body, fmt)
         last = self._last if fmt == self._last_format else None
         raws = self._raws
@@ -332,25 +334,52 @@ class Fingerprinter:
         n = len(blocks)
         return Fingerprint(Prefix(blocks, n), Prefix(chain, n), Prefix(cumulative, n))
 
+    def _rescale(self) -> None:
+        """The last fingerprint's blocks counted with the new factor, from their tallies:
+        nothing is read or hashed again."""
+        last = self._last
+        if last is None:
+            return
+        blocks, chain, _ = self._store
+        kinds = [_kind(b) for b in blocks]
+        scaled = [
+            replace(b, tokens=self._scaled(self._tallies[kind, b.digest]))
+            for b, kind in zip(blocks, kinds, strict=True)
+        ]
+        cumulative = list(accumulate(b.tokens for b in scaled))
+        by_block = {id(old): new for old, new in zip(blocks, scaled, strict=True)}
+        self._by_id = {
+            key: (raw, by_block.get(id(block), block), position)
+            for key, (raw, block, position) in self._by_id.items()
+            if id(block) in by_block
+        }
+        self._store = (scaled, list(chain), cumulative)
+        n = len(scaled)
+        self._last = Fingerprint(
+            Prefix(scaled, n), Prefix(self._store[1], n), Prefix(cumulative, n)
+        )
+
+    def _scaled(self, tallies: tuple[Tally, ...]) -> int:
+        return sum(t.total(self._factor).tokens for t in tallies)
+
     def _block(self, label: str, kind: str, raw: Any, fmt: Format, index: int) -> Block:
         text = canonical(_as_blocks(raw, kind) if fmt == "anthropic" else raw)
         digest = hashlib.sha256(text.encode()).hexdigest()
-        key = (kind, digest)
-        tokens = self._tokens.get(key)
-        if tokens is None:
-            tokens = self._count(kind, raw, fmt)
-            self._tokens[key] = tokens
+        tallies = self._tallies.get((kind, digest))
+        if tallies is None:
+            tallies = self._tallies[kind, digest] = self._count(kind, raw, fmt)
         parts = len(raw) if isinstance(raw, list) else _parts(raw)
-        return Block(label, digest, tokens, parts, text, index)
+        return Block(label, digest, self._scaled(tallies), parts, text, index)
 
-    def _count(self, kind: str, raw: Any, fmt: Format) -> int:
+    def _count(self, kind: str, raw: Any, fmt: Format) -> tuple[Tally, ...]:
+        """The block's tallies (before the factor: they survive a recalibration)."""
         if kind == "tools":
             reader = {
                 "openai_chat": from_openai_chat_tools,
                 "openai_responses": from_openai_responses_tools,
                 "anthropic": from_anthropic_tools,
             }[fmt]
-            return self.counter.count_tools(reader(raw)).tokens
+            return (self.counter.tally_tools(reader(raw)),)
         if fmt == "anthropic":
             items = from_anthropic([raw]) if kind == "message" else from_anthropic([], system=raw)
         elif fmt == "openai_responses":
@@ -361,7 +390,15 @@ class Fingerprinter:
             )
         else:
             items = from_openai_chat([raw])
-        return sum(self.counter.count_item(item).tokens for item in items)
+        return tuple(self.counter.tally(item) for item in items)
+
+
+def _kind(block: Block) -> str:
+    """The kind a block was counted as (its label says: ``tools``, ``system`` or
+    ``instructions``, else a message)."""
+    if block.label == "tools":
+        return "tools"
+    return "system" if block.label in ("system", "instructions") else "message"
 
 
 def _as_blocks(raw: Any, kind: str) -> Any:

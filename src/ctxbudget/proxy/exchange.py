@@ -21,7 +21,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from ctxbudget.errors import BudgetExceeded, ConfigError, CtxBudgetError, StorageError
+from ctxbudget.errors import BudgetExceeded, ConfigError, ContextOverflow, CtxBudgetError
 from ctxbudget.integrations.apis import shrunk_limit
 from ctxbudget.integrations.spending import CallSpend
 from ctxbudget.proxy.call import Call, Parsed, Reply
@@ -145,19 +145,15 @@ class Exchange:
         """Find the session, sync, prepare and reserve (bookkeeping thread); the bytes to
         send upstream."""
         try:
-            session = self._synced(call)
+            session, prepared, failure = self._prepared(call)
         except CtxBudgetError as exc:
             if call.managed:
                 raise Refused("invalid_request", f"ctxbudget proxy: {exc}") from exc
             return call.raw  # observe: the client's call goes through, unrecorded
         call.session = session
-        try:
-            prepared = session.prepare(call.wire.adapter.provider, call.parsed.options)
-        except CtxBudgetError as exc:  # too long even compacted, max_tokens past the window
-            if isinstance(exc, StorageError):
-                self.pools[call.managed].forget(session)
+        if failure is not None:  # too long even compacted, max_tokens past the window
             if call.managed:
-                raise Refused("invalid_request", f"ctxbudget proxy: {exc}") from exc
+                raise Refused("invalid_request", f"ctxbudget proxy: {failure}") from failure
             return call.raw  # observe: the upstream decides
         call.spend = self._reserve(call, session)
         if not call.managed:
@@ -182,20 +178,29 @@ class Exchange:
         call.spend = self._reserve(call, session)
         return orjson.dumps(prepared)
 
-    def _synced(self, call: Call) -> ProxySession:
-        """The thread's session with the client's list synced into it: a new segment when
-        the list was rewritten; resumed again when another worker wrote in between."""
+    def _prepared(
+        self, call: Call
+    ) -> tuple[ProxySession, dict[str, Any] | None, CtxBudgetError | None]:
+        """The thread's session with the client's list synced in and the request prepared,
+        written in one transaction (a new segment when the list was rewritten; resumed
+        again when another worker wrote in between): (session, body, why there is none)."""
         parsed, provider = call.parsed, call.wire.adapter.provider
         fmt = call.wire.adapter.format
         pool = self.pools[call.managed]
         for attempt in range(2):
             session = pool.session(call.thread, parsed.model, provider, parsed.meta)
             try:
-                tools = offered_tools(call, session) if call.recall else parsed.tools
-                if not session.sync(fmt, parsed.messages, parsed.system, tools):
+                if session.rewritten(fmt, parsed.messages, parsed.system):
                     session = pool.next_segment(call.thread, parsed.model, provider, parsed.meta)
+                tools = offered_tools(call, session) if call.recall else parsed.tools
+                prepared, failure = None, None
+                with session.manager.log.batch():
                     session.sync(fmt, parsed.messages, parsed.system, tools)
-                return session
+                    try:
+                        prepared = session.prepare(provider, parsed.options)
+                    except (ContextOverflow, ConfigError) as exc:
+                        failure = exc
+                return session, prepared, failure
             except LogConflict:
                 pool.forget(session)  # another worker appended first: resume and retry
                 if attempt:

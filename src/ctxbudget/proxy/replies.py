@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Protocol, TypeVar
 
 import httpx
 import orjson
@@ -24,16 +24,41 @@ from ctxbudget.integrations.apis import Collector, is_overflow
 from ctxbudget.integrations.recall import without_recall
 from ctxbudget.proxy.call import Call, Reply
 from ctxbudget.proxy.gate import Refused
+from ctxbudget.proxy.metrics import ProxyMetrics
 from ctxbudget.proxy.recall import Round, settle_round
 from ctxbudget.proxy.splice import Splice
 from ctxbudget.proxy.sse import EventReader, event_bytes
 from ctxbudget.proxy.upstream import relay, response_headers
 from ctxbudget.proxy.wire import Wire
 
-if TYPE_CHECKING:
-    from ctxbudget.proxy.exchange import Exchange
+T = TypeVar("T")
 
-__all__ = ["error_response", "send", "unreachable"]
+
+class Exchange(Protocol):
+    """What sending and answering need of the proxy's call handler
+    (:class:`ctxbudget.proxy.exchange.Exchange`)."""
+
+    client: httpx.AsyncClient
+    metrics: ProxyMetrics
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T: ...
+
+    def upstream_url(self, wire_upstream: str, request: Request) -> str: ...
+
+    def upstream_request(self, call: Call, request: Request, payload: bytes) -> httpx.Request: ...
+
+    def again(self, call: Call, error: str | None = None) -> bytes: ...
+
+    def finish(
+        self, call: Call, lock: asyncio.Lock, reply: Reply | None, closing: Any = None
+    ) -> None: ...
+
+    async def release(self, call: Call, lock: asyncio.Lock) -> None: ...
+
+    def settle_spend(self, call: Call, answered: bool, usage: Any) -> None: ...
+
+
+__all__ = ["Exchange", "error_response", "send", "unreachable"]
 
 
 def error_response(wire: Wire, refused: Refused) -> Response:

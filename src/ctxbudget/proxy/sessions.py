@@ -64,6 +64,10 @@ class ProxySession:
     manager: ContextManager
     state: SyncState
 
+    def rewritten(self, fmt: Format, messages: Sequence[Any], system: Any) -> bool:
+        """Whether the client's list no longer extends what this segment holds."""
+        return plan(self.state, messages, message_key(system), fmt).rewrite
+
     def sync(
         self, fmt: Format, messages: Sequence[Any], system: Any, tools: Sequence[Any] | None
     ) -> bool:

@@ -19,6 +19,7 @@ from ctxbudget.convert.request import Format, read_request
 from ctxbudget.session.items import Item, ToolSpec
 from ctxbudget.tokens.count import TokenCount
 from ctxbudget.tokens.counter import TokenCounter
+from ctxbudget.tokens.framing import Tally
 
 __all__ = ["RenderedCounter"]
 
@@ -41,8 +42,9 @@ class _Sums:
         """``tokens[i]``: tokens of messages ``0..i``."""
         self.estimates: list[int] = []
         """``estimates[i]``: how many of messages ``0..i`` were counted as estimates."""
-        self.memo: dict[int, tuple[Any, TokenCount]] = {}
-        """Each message's count by identity."""
+        self.memo: dict[int, tuple[Any, tuple[Tally, ...]]] = {}
+        """Each message's tallies (before the factor: they survive a recalibration), by
+        identity."""
         self.tools: tuple[Any, TokenCount] | None = None
         self.system: tuple[Any, TokenCount] | None = None
 
@@ -65,14 +67,17 @@ class RenderedCounter:
             request = read_request(body, format=fmt)
             return self.counter.count_request(request.items, request.tools)
         read_messages, read_tools = readers
+        factor = self.counter.factor
         sums = self._sums.get(fmt)
-        if sums is None or sums.factor != self.counter.factor:  # recalibrated: all changed
-            sums = self._sums[fmt] = _Sums(self.counter.factor)
+        if sums is None:
+            sums = self._sums[fmt] = _Sums(factor)
         messages = body["messages"]
         seen, tokens, estimates = sums.messages, sums.tokens, sums.estimates
         keep = min(stable, len(seen), len(messages))
         if keep and messages[keep - 1] is not seen[keep - 1]:
             keep = 0  # not the body it was told: count it all
+        if sums.factor != factor:  # recalibrated: the sums again, from the tallies kept
+            sums.factor, sums.system, sums.tools, keep = factor, None, None, 0
         del seen[keep:], tokens[keep:], estimates[keep:]
         total = tokens[-1] if tokens else 0
         inexact = estimates[-1] if estimates else 0
@@ -80,10 +85,11 @@ class RenderedCounter:
         for message in messages[keep:]:
             entry = memo.get(id(message))
             if entry is None or entry[0] is not message:
-                entry = (message, self.counter.count_items(read_messages([message])))
+                tallies = tuple(self.counter.tally(i) for i in read_messages([message]))
+                entry = (message, tallies)
                 memo[id(message)] = entry
-            total += entry[1].tokens
-            inexact += not entry[1].exact
+            total += sum(tally.total(factor).tokens for tally in entry[1])
+            inexact += not all(tally.exact for tally in entry[1])
             seen.append(message)
             tokens.append(total)
             estimates.append(inexact)
