@@ -22,11 +22,16 @@ rows post the same Anthropic body to a path the proxy passes through unread: the
 its HTTP stack alone, the floor under the model routes. After each mode, the store must
 hold one session (one segment) per client session.
 
+The ``+50ms`` rows give the upstream a model's time (it answers 50 ms later, direct and
+proxied alike): every other row answers at once, so each call reaches the proxy straight
+after the previous one's reply, the worst case; with a model's time, an observed call's
+bookkeeping (sync, prepare, reservation) runs beside the upstream call.
+
 Memory per idle session: with the proxy in this process, ``tracemalloc`` measures the
 Python heap the proxy still holds after K Anthropic sessions of N messages (two calls
 each: the history read, the reply recorded and copied back), divided by K (30 sessions of
 10 messages, 5 of 1,000; fewer with --quick). SQLite's page cache (C memory) is not in it.
-The proxy keeps up to 256 idle sessions per mode in memory (``SessionPool.keep``).
+The proxy keeps up to 64 idle client threads per mode in memory (``--max-sessions``).
 
 Goal (proxy issue): p50 added latency under 3 ms at 1,000 messages (reported, not asserted).
 Run: ``python bench/bench_proxy.py [--quick] [--json PATH]`` (full ~3 min, quick ~40 s).
@@ -71,6 +76,11 @@ MANAGE_WINDOW = 1_000_000
 """Manage mode's ``--context-window``: at the models' own windows the default policy's
 history budget (a quarter of the usable window) makes the first call compact a 1,000
 message history; with this one no compaction is due."""
+MODEL_MS = 50
+"""The model time of the ``+50ms`` rows: the upstream answers that much later, direct and
+proxied alike. The other rows answer at once, so every call lands on the proxy straight
+after the previous one (the worst case: nothing of its bookkeeping can overlap a model's
+time, as it does for a real agent, whose calls are seconds apart)."""
 TURNS = {10: 2, 1_000: 20}
 """Calls per session after its first (the list grows by 2 per call)."""
 CALLS = {10: 200, 1_000: 100}
@@ -218,6 +228,9 @@ async def _answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
                 if name.strip().lower() == b"content-length":
                     length = int(value)
             body = await reader.readexactly(length) if length else b""
+            model_ms = _MODEL_MS.search(head)
+            if model_ms is not None:  # the model's time before it answers (same both ways)
+                await asyncio.sleep(int(model_ms.group(1)) / 1000)
             anthropic = path.endswith(b"/messages")
             common = b"x-bench-received: %d\r\n" % len(body)
             if _STREAM.search(body):
@@ -241,6 +254,9 @@ async def _answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
         pass
     finally:
         writer.close()
+
+
+_MODEL_MS = re.compile(rb"(?i)\r\nx-bench-model-ms: *(\d+)")
 
 
 def serve_upstream() -> None:
@@ -280,7 +296,6 @@ def upstream() -> Iterator[str]:
 # --- the proxy (a thread of this process) ----------------------------------------------
 
 
-@contextmanager
 def _stack() -> str:
     """The event loop and HTTP parser uvicorn picks ("auto": uvloop and httptools when
     installed, as the proxy extra installs them)."""
@@ -291,6 +306,7 @@ def _stack() -> str:
     return f"{loop}, {http}"
 
 
+@contextmanager
 def running_proxy(config: ProxyConfig, store: SessionStore) -> Iterator[str]:
     """As tests/_proxy.py: uvicorn serving ``build_app`` from a thread; yields its URL."""
     with socket.socket() as sock:
@@ -512,6 +528,8 @@ class Row:
     n: int
     stream: bool
     tag: str = "run"
+    model_ms: int = 0
+    """The upstream waits this long before answering (a model's time), direct and proxied."""
     direct: list[float] = field(default_factory=list)
     proxied: list[float] = field(default_factory=list)
     first_direct: list[float] = field(default_factory=list)
@@ -523,7 +541,8 @@ class Row:
 
     @property
     def name(self) -> str:
-        return f"{self.api}/{self.mode}/{self.n}/{'stream' if self.stream else 'json'}"
+        name = f"{self.api}/{self.mode}/{self.n}/{'stream' if self.stream else 'json'}"
+        return f"{name}+{self.model_ms}ms" if self.model_ms else name
 
 
 def quantile(values: list[float], q: float) -> float:
@@ -539,9 +558,12 @@ def measure(row: Row, direct: httpx.Client, proxied: httpx.Client, calls: int) -
     convs = []
     for s in range(count):
         kind = "s" if row.stream else "j"
-        session = f"bench-{row.tag}-{row.api}-{row.mode}-{row.n}-{kind}-{s}"
+        session = f"bench-{row.tag}-{row.api}-{row.mode}-{row.n}-{kind}-{row.model_ms}-{s}"
         row.sessions.append(session)
-        convs.append((conversation(row.api, row.n, session), headers(row.api, session)))
+        hdrs = headers(row.api, session)
+        if row.model_ms:
+            hdrs["x-bench-model-ms"] = str(row.model_ms)
+        convs.append((conversation(row.api, row.n, session), hdrs))
     pair = steady = 0
     for turn in range(turns + 1):
         for conv, hdrs in convs:
@@ -673,6 +695,11 @@ def latency(up: str, tmp: Path, mode: str, calls: dict[int, int], problems: list
                         measure(row, direct, proxied, calls[n])
                         rows.append(row)
                         print(line(row), flush=True)
+                for stream in (False, True):  # with a model's time: what overlaps it
+                    row = Row(api, mode, 1_000, stream, model_ms=MODEL_MS)
+                    measure(row, direct, proxied, max(10, calls[1_000] // 2))
+                    rows.append(row)
+                    print(line(row), flush=True)
             time.sleep(0.5)  # the last replies are recorded after the response
         stored = store.sessions()
     finally:

@@ -24,6 +24,7 @@ import pytest
 from _proxy import free_port
 from _stores import drop, fresh_url
 from ctxbudget import ContextManager
+from ctxbudget.proxy.exchange import LIMITS_TTL
 from ctxbudget.session.exchanges import find_orphans
 from ctxbudget.session.log import Appended, Observed
 from ctxbudget.spend import Limit, ledger_for
@@ -141,6 +142,7 @@ def test_two_workers_serve_one_session_alternately_and_share_a_spend_limit(
         ledger.set_limit(Limit(scope="global", key="*", period="day", usd=spent, action="refuse"))
     finally:
         store.close()
+    time.sleep(LIMITS_TTL + 0.2)  # a worker reads the limits again at most a second later
     for base in bases:  # the limit, set once, holds on both workers
         refused = httpx.post(
             f"{base}/v1/messages",

@@ -45,7 +45,9 @@ def proxy(
     ] = None,
     keys: Annotated[
         Path | None,
-        typer.Option(help="TOML file of proxy keys: name, sha256, team/user/agent (docs/proxy.md)."),
+        typer.Option(
+            help="TOML file of proxy keys: name, sha256, team/user/agent (docs/proxy.md)."
+        ),
     ] = None,
     manage_oauth: Annotated[
         bool,
@@ -57,6 +59,14 @@ def proxy(
     max_streams: Annotated[
         int, typer.Option(help="Requests in flight per proxy key (or per proxy without keys).")
     ] = 32,
+    max_sessions: Annotated[
+        int,
+        typer.Option(
+            help="Idle client threads each worker keeps in memory per mode (the others are "
+            "resumed from the store when they call again).",
+            min=1,
+        ),
+    ] = 64,
     workers: Annotated[int, typer.Option(help="Worker processes.", min=1)] = 1,
 ) -> None:
     """Serve the Anthropic and OpenAI APIs locally, recording (and in manage mode, managing)
@@ -86,6 +96,7 @@ def proxy(
         manage_oauth=manage_oauth,
         max_body_bytes=max_body_bytes,
         max_streams_per_key=max_streams,
+        max_sessions=max_sessions,
     )
     os.environ[CONFIG_ENV] = config_to_json(config)
     typer.echo(

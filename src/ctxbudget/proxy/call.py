@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -61,6 +62,8 @@ class Call:
     """Sent again after the upstream said the request was too long."""
     recall: bool = False
     """The manager's recall tool is offered and its calls answered by the proxy."""
+    pending: asyncio.Future[Any] | None = None
+    """The bookkeeping running beside an observed call (sync, prepare, reservation)."""
 
 
 @dataclass(frozen=True, slots=True)

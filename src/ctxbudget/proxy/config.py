@@ -78,6 +78,9 @@ class ProxyConfig:
     """Largest request body accepted (bytes)."""
     max_streams_per_key: int = 32
     """Concurrent requests in flight per key (or per proxy without keys)."""
+    max_sessions: int = 64
+    """Idle client threads each worker keeps in memory per mode (the least recently used
+    beyond it are resumed from the store when they call again)."""
     upstream_timeout: float = 600.0
     """Seconds to wait for the upstream (connect, and between streamed chunks)."""
 
@@ -100,8 +103,10 @@ class ProxyConfig:
         for name, url in (("anthropic", self.anthropic_upstream), ("openai", self.openai_upstream)):
             if not url.startswith(("http://", "https://")):
                 raise ConfigError(f"--{name}-upstream must be an http(s) URL, got {url!r}")
-        if self.max_body_bytes < 1 or self.max_streams_per_key < 1:
-            raise ConfigError("max_body_bytes and max_streams_per_key must be positive")
+        if self.max_body_bytes < 1 or self.max_streams_per_key < 1 or self.max_sessions < 1:
+            raise ConfigError(
+                "max_body_bytes, max_streams_per_key and max_sessions must be positive"
+            )
 
 
 def is_loopback(host: str) -> bool:

@@ -12,6 +12,9 @@ requests in order from sync to record. How responses come back is :mod:`.replies
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import math
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -36,12 +39,23 @@ from ctxbudget.proxy.upstream import request_headers, response_headers
 from ctxbudget.proxy.wire import Wire
 from ctxbudget.spend.guard import SpendGuard
 from ctxbudget.spend.ledger import SpendLedger
-from ctxbudget.spend.model import Tags
+from ctxbudget.spend.model import ANY, Limit, Tags
 from ctxbudget.store.base import LogConflict
 
-__all__ = ["Exchange"]
+__all__ = ["LIMITS_TTL", "Exchange"]
 
 T = TypeVar("T")
+
+LIMITS_TTL = 1.0
+"""Seconds a worker keeps the spend limits it read before reading them again."""
+
+
+async def _done(pending: asyncio.Future[Any] | None) -> None:
+    """Wait for the bookkeeping that ran beside an observed call (its failure only means
+    the call is not recorded)."""
+    if pending is not None:
+        with contextlib.suppress(Exception):
+            await pending
 
 
 class Exchange:
@@ -65,6 +79,8 @@ class Exchange:
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="ctxbudget-proxy")
         self._locks: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._limits: list[Limit] = []
+        self._limits_read = -math.inf
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` in the bookkeeping thread."""
@@ -131,6 +147,11 @@ class Exchange:
         call.recall = offers_recall(call)
         lock = self._locks.setdefault(thread, asyncio.Lock())
         await lock.acquire()
+        if not managed and not await self._limited(call):
+            # observe, no spend limit to check first: the client's bytes go now, and the
+            # bookkeeping runs beside the upstream call (the reply is recorded after it)
+            call.pending = asyncio.ensure_future(self.run(self._before, call))
+            return await send(self, call, request, raw, lock)
         try:
             payload = await self.run(self._before, call)
         except Refused as refused:
@@ -140,6 +161,24 @@ class Exchange:
             await self.release(call, lock)
             raise
         return await send(self, call, request, payload, lock)
+
+    async def _limited(self, call: Call) -> bool:
+        """Whether a spend limit may apply to the call (the limits are read again at most
+        once a second: a limit set on any worker binds every worker within a second)."""
+        now = time.monotonic()
+        if now - self._limits_read > LIMITS_TTL:
+            self._limits = await self.run(self.ledger.limits)
+            self._limits_read = now
+        key = call.key
+        mine = {
+            ("global", ANY),
+            ("team", key.team if key else None),
+            ("user", key.user if key else None),
+            ("agent", key.agent if key else None),
+        }
+        return any(
+            limit.scope == "session" or (limit.scope, limit.key) in mine for limit in self._limits
+        )
 
     def _before(self, call: Call) -> bytes:
         """Find the session, sync, prepare and reserve (bookkeeping thread); the bytes to
@@ -235,12 +274,13 @@ class Exchange:
 
     def finish(
         self, call: Call, lock: asyncio.Lock, reply: Reply | None, closing: Any = None
-    ) -> None:
+    ) -> asyncio.Task[None]:
         """Record the reply and settle the spend in the background, then free the thread
         (``reply`` None: the call failed or the client left; nothing to record)."""
         task = asyncio.get_running_loop().create_task(self._record(call, lock, reply, closing))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def _record(
         self, call: Call, lock: asyncio.Lock, reply: Reply | None, closing: Any
@@ -248,6 +288,7 @@ class Exchange:
         try:
             if closing is not None:
                 await closing.aclose()
+            await _done(call.pending)
             await self.run(self._settle, call, reply)
         finally:
             await self.release(call, lock)
@@ -257,6 +298,7 @@ class Exchange:
         if call.released:
             return
         call.released = True
+        await _done(call.pending)
         if call.spend is not None:
             await self.run(call.spend.release)
         self.gate.give(call.slot)

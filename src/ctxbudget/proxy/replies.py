@@ -6,6 +6,9 @@ hides recall calls and continues the message with the next round. A whole JSON r
 is returned as it is (or without its recall calls, after the hidden rounds). An upstream
 error comes back with its status and body unchanged, except a "too long" in manage mode,
 which is prepared again under the limit it implies and sent once more.
+
+A reply is recorded before its response ends (the stream's last bytes wait for it): the
+client's next call, which may reach another worker of a fleet, then finds it in the store.
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ class Exchange(Protocol):
 
     def finish(
         self, call: Call, lock: asyncio.Lock, reply: Reply | None, closing: Any = None
-    ) -> None: ...
+    ) -> asyncio.Task[None]: ...
 
     async def release(self, call: Call, lock: asyncio.Lock) -> None: ...
 
@@ -127,21 +130,24 @@ async def _relayed(
         for event in reader.feed(chunk):
             collector.feed(event)
 
-    complete = False
+    recording: asyncio.Task[None] | None = None
     try:
         async for chunk in relay(response, read_along):
             yield chunk
-        complete = True
+        recording = exchange.finish(call, lock, Reply(collector), response)
+        await asyncio.shield(recording)  # recorded before the stream ends
     finally:
-        exchange.finish(call, lock, Reply(collector) if complete else None, response)
+        if recording is None:  # the upstream failed or the client left: nothing to record
+            exchange.finish(call, lock, None, response)
 
 
 async def _spliced(
     exchange: Exchange, call: Call, request: Request, lock: asyncio.Lock, response: httpx.Response
 ) -> AsyncIterator[bytes]:
     """Event by event as they arrive, recall calls hidden and answered, rounds joined."""
-    splice, rounds, complete = Splice(), 0, False
+    splice, rounds = Splice(), 0
     current: httpx.Response = response
+    recording: asyncio.Task[None] | None = None
     try:
         while True:
             reader, collector = EventReader(), Collector(call.wire.adapter)
@@ -157,7 +163,8 @@ async def _spliced(
             outcome = await _round(exchange, call, reply, usage, rounds)
             if not outcome.again:
                 yield splice.close()
-                complete = True
+                recording = exchange.finish(call, lock, Reply(recorded=True), current)
+                await asyncio.shield(recording)
                 return
             payload = await exchange.run(exchange.again, call)
             current = await exchange.client.send(
@@ -170,7 +177,8 @@ async def _spliced(
             splice.next_round()
             rounds += 1
     finally:
-        exchange.finish(call, lock, Reply(recorded=True) if complete else None, current)
+        if recording is None:
+            exchange.finish(call, lock, None, current)
 
 
 async def _round(
@@ -207,9 +215,10 @@ async def _whole(
         exchange.finish(call, lock, None)
         return Response(data, status_code=response.status_code, headers=headers)
     if not call.recall or call.session is None:
-        exchange.finish(call, lock, Reply(final=final))
+        await asyncio.shield(exchange.finish(call, lock, Reply(final=final)))
         return Response(data, status_code=response.status_code, headers=headers)
     adapter, rounds = call.wire.adapter, 0
+    recording: asyncio.Task[None] | None = None
     try:
         while True:
             outcome = await _round(
@@ -226,8 +235,11 @@ async def _whole(
             if again.status_code >= 400:
                 return Response(again.content, status_code=again.status_code, headers=headers)
             final, rounds = again.json(), rounds + 1
+        recording = exchange.finish(call, lock, Reply(recorded=True))
+        await asyncio.shield(recording)
     finally:
-        exchange.finish(call, lock, Reply(recorded=True))
+        if recording is None:
+            exchange.finish(call, lock, Reply(recorded=True))
     if outcome.hid:
         final = without_recall(final, adapter.format)
     return Response(orjson.dumps(final), status_code=200, headers=headers)

@@ -139,6 +139,7 @@ def _exchange(
             store,
             opener,
             Settings(managed=managed, context_window=config.context_window, policy=config.policy),
+            keep=config.max_sessions,
         )
         for managed in (False, True)
     }
