@@ -31,7 +31,7 @@ Memory per idle session: with the proxy in this process, ``tracemalloc`` measure
 Python heap the proxy still holds after K Anthropic sessions of N messages (two calls
 each: the history read, the reply recorded and copied back), divided by K (30 sessions of
 10 messages, 5 of 1,000; fewer with --quick). SQLite's page cache (C memory) is not in it.
-The proxy keeps up to 64 idle client threads per mode in memory (``--max-sessions``).
+The proxy keeps up to 256 idle client threads per mode in memory (``--max-sessions``).
 
 Goal (proxy issue): p50 added latency under 3 ms at 1,000 messages (reported, not asserted).
 Run: ``python bench/bench_proxy.py [--quick] [--json PATH]`` (full ~3 min, quick ~40 s).

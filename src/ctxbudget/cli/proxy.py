@@ -66,7 +66,7 @@ def proxy(
             "resumed from the store when they call again).",
             min=1,
         ),
-    ] = 64,
+    ] = 256,
     workers: Annotated[int, typer.Option(help="Worker processes.", min=1)] = 1,
 ) -> None:
     """Serve the Anthropic and OpenAI APIs locally, recording (and in manage mode, managing)

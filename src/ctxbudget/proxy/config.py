@@ -78,7 +78,7 @@ class ProxyConfig:
     """Largest request body accepted (bytes)."""
     max_streams_per_key: int = 32
     """Concurrent requests in flight per key (or per proxy without keys)."""
-    max_sessions: int = 64
+    max_sessions: int = 256
     """Idle client threads each worker keeps in memory per mode (the least recently used
     beyond it are resumed from the store when they call again)."""
     upstream_timeout: float = 600.0

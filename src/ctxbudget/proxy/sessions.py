@@ -175,7 +175,7 @@ class SessionPool:
     """The managers of the threads this worker served lately, refreshed from the store."""
 
     def __init__(
-        self, store: SessionStore, opener: Opener, settings: Settings, *, keep: int = 64
+        self, store: SessionStore, opener: Opener, settings: Settings, *, keep: int = 256
     ) -> None:
         self.store = store
         self.opener = opener
