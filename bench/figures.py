@@ -46,6 +46,7 @@ BENCHES = (
     "bench_counting",
     "bench_prepare",
     "bench_telemetry",
+    "bench_proxy",
     "bench_cache_economics",
     "bench_simulate",
     "bench_scoping",
