@@ -433,7 +433,8 @@ a model's time of 50 ms in the last column):
 Goal: under 3 ms added at 1,000 messages: {met(reached)} (from {min(at_1000):+.1f} to
 {max(at_1000):+.1f} ms). The relay alone takes most of the goal on this machine; the
 bookkeeping of a call (the new messages appended and written to the store, the request
-prepared and accounted, the reply recorded before the response ends) adds the rest. A session's first call through the proxy reads its whole history:
+prepared and accounted, the reply recorded before the response ends) adds the rest. A
+session's first call through the proxy reads its whole history:
 {min(firsts):+.0f} to {max(firsts):+.0f} ms at 1,000 messages. Each idle session kept in
 memory holds {memory["observe/10"] / 1e6:.2f} MB at 10 messages and
 {memory["observe/1000"] / 1e6:.1f} MB at 1,000 (Python heap, `tracemalloc`; manage mode
