@@ -46,12 +46,10 @@ import json
 import os
 import random
 import re
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import tracemalloc
 from collections.abc import Iterator
@@ -62,11 +60,10 @@ from typing import Any
 
 import httpx
 import orjson
-import uvicorn
 
-from ctxbudget.proxy import ProxyConfig, build_app
+from ctxbudget.proxy import ProxyConfig
+from ctxbudget.proxy.local import serving as running_proxy
 from ctxbudget.store import open_store
-from ctxbudget.store.base import SessionStore
 
 MODELS = {"anthropic": "claude-sonnet-4-5", "chat": "gpt-4o"}
 PATHS = {"anthropic": "/v1/messages", "chat": "/v1/chat/completions"}
@@ -304,37 +301,6 @@ def _stack() -> str:
     loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
     http = "httptools" if importlib.util.find_spec("httptools") else "h11"
     return f"{loop}, {http}"
-
-
-@contextmanager
-def running_proxy(config: ProxyConfig, store: SessionStore) -> Iterator[str]:
-    """As tests/_proxy.py: uvicorn serving ``build_app`` from a thread; yields its URL."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    app = build_app(config, store=store)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
-    )
-    thread = threading.Thread(target=server.run, name="bench-proxy", daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline or not thread.is_alive():
-            server.should_exit = True
-            raise RuntimeError("the proxy did not start")
-        time.sleep(0.02)
-    try:
-        yield url
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 # --- conversations ---------------------------------------------------------------------

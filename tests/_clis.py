@@ -22,9 +22,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from _require import unavailable
-from provider_server import ProviderServer
+from ctxbudget.billing.usage import Usage
+from provider_server import Billed, ProviderServer
 
-__all__ = ["INSTALL", "CliRun", "claude_run", "cli_path", "cli_version", "codex_run", "require_cli"]
+__all__ = [
+    "INSTALL",
+    "CliRun",
+    "claude_run",
+    "cli_path",
+    "cli_version",
+    "codex_run",
+    "require_cli",
+    "usage_key",
+]
 
 INSTALL = "npm install @anthropic-ai/claude-code@latest @openai/codex@latest"
 TIMEOUT = 90
@@ -173,3 +183,16 @@ def codex_run(
         *args,
     ]
     return _run(command, env, work)
+
+
+def usage_key(usage: Usage | Billed) -> tuple[int, int, int, int]:
+    """(input, cache read, cache write, output): one shape for billed and recorded usage."""
+    if isinstance(usage, Billed):
+        writes = usage.cache_write_5m_tokens + usage.cache_write_1h_tokens
+        return (usage.input_tokens, usage.cache_read_tokens, writes, usage.output_tokens)
+    return (
+        usage.input_tokens,
+        usage.cache_read_tokens,
+        usage.cache_write_tokens,
+        usage.output_tokens,
+    )

@@ -17,14 +17,13 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from _clis import CliRun, claude_run, codex_config, codex_run
+from _clis import CliRun, claude_run, codex_config, codex_run, usage_key
 from _proxy import running_proxy
-from ctxbudget.billing.usage import Usage
 from ctxbudget.convert.request import Format
 from ctxbudget.proxy import Mode, ProxyConfig
 from ctxbudget.store import open_store
 from ctxbudget.store.base import SessionStore
-from provider_server import Billed, ProviderServer, Reply
+from provider_server import ProviderServer, Reply
 from provider_server._core import DEFAULT_MAX_OUTPUT
 
 __all__ = [
@@ -100,19 +99,6 @@ def codex_script(api: str, body: dict[str, Any]) -> Reply:
     ]
     step = _next_step(commands)
     return _reply(step, "exec_command", {"cmd": command(step)})
-
-
-def usage_key(usage: Usage | Billed) -> tuple[int, int, int, int]:
-    """(input, cache read, cache write, output): one shape for billed and recorded usage."""
-    if isinstance(usage, Billed):
-        writes = usage.cache_write_5m_tokens + usage.cache_write_1h_tokens
-        return (usage.input_tokens, usage.cache_read_tokens, writes, usage.output_tokens)
-    return (
-        usage.input_tokens,
-        usage.cache_read_tokens,
-        usage.cache_write_tokens,
-        usage.output_tokens,
-    )
 
 
 def requested_output(body: dict[str, Any]) -> int:

@@ -42,11 +42,8 @@ operations = st.lists(
 )
 
 
-@settings(max_examples=60, deadline=None)
-@given(operations)
-def test_incremental_total_equals_a_whole_request_recount(ops: list[tuple[str, str, int]]) -> None:
-    accountant = Accountant(GPT4O)
-    accountant.set_tools([TOOL])
+def apply(accountant: Accountant, ops: list[tuple[str, str, int]]) -> dict[str, Item]:
+    """Add and remove items as ``ops`` say; the items still accounted, by id."""
     live: dict[str, Item] = {}
     for index, (op, text, pick) in enumerate(ops):
         if op == "remove" and live:
@@ -57,6 +54,15 @@ def test_incremental_total_equals_a_whole_request_recount(ops: list[tuple[str, s
             item = text_item(index, text) if op == "add" else result_item(index, text)
             accountant.add(item)
             live[item.id] = item
+    return live
+
+
+@settings(max_examples=60, deadline=None)
+@given(operations)
+def test_incremental_total_equals_a_whole_request_recount(ops: list[tuple[str, str, int]]) -> None:
+    accountant = Accountant(GPT4O)
+    accountant.set_tools([TOOL])
+    live = apply(accountant, ops)
     recount = counter_for(GPT4O).count_request(list(live.values()), [TOOL])
     assert accountant.input_tokens == recount
     snapshot = accountant.snapshot()
@@ -73,16 +79,7 @@ def test_calibration_sees_the_same_request_as_a_whole_recount(
     accountant, twin = Accountant(CLAUDE), Accountant(CLAUDE)
     for one in (accountant, twin):
         one.set_tools([TOOL])
-    live: dict[str, Item] = {}
-    for index, (op, text, pick) in enumerate(ops):
-        if op == "remove" and live:
-            victim = sorted(live)[pick % len(live)]
-            accountant.remove(victim)
-            del live[victim]
-        elif op != "remove":
-            item = text_item(index, text) if op == "add" else result_item(index, text)
-            accountant.add(item)
-            live[item.id] = item
+    live = apply(accountant, ops)
     twin.extend(live.values())
     whole = twin.counter.tally_request(list(live.values()), [TOOL])
     accountant.observe_billed(billed)

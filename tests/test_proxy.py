@@ -64,37 +64,45 @@ class Agent:
         return Reply(text="All done.")
 
 
+def anthropic_client(url: str, session: str | None = None) -> anthropic.Anthropic:
+    """The Anthropic SDK client through ``url`` (``session``: named by the header)."""
+    headers = {"x-ctxbudget-session": session} if session else {}
+    return anthropic.Anthropic(base_url=url, api_key="test", max_retries=0, default_headers=headers)
+
+
+def ask(client: anthropic.Anthropic, messages: list[dict[str, Any]]) -> anthropic.types.Message:
+    """One streamed call of the agent's list."""
+    with client.messages.stream(
+        model=MODEL, max_tokens=1000, system="Be brief.", messages=messages, tools=TOOLS
+    ) as stream:
+        return stream.get_final_message()
+
+
+def step(
+    client: anthropic.Anthropic, messages: list[dict[str, Any]], output: str = "a.txt b.txt"
+) -> bool:
+    """One agent step: the reply and the results of its tool calls appended to
+    ``messages``; False once the model answered without tools."""
+    reply = ask(client, messages)
+    messages.append(
+        {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in reply.content]}
+    )
+    calls = [b for b in reply.content if b.type == "tool_use"]
+    if calls:
+        results = [{"type": "tool_result", "tool_use_id": c.id, "content": output} for c in calls]
+        messages.append({"role": "user", "content": results})
+    return bool(calls)
+
+
 def run_anthropic(
     url: str, steps: int, *, session: str | None = None, output: str = "a.txt b.txt"
 ) -> list[dict[str, Any]]:
     """Drive an Anthropic SDK agent loop (streamed) through ``url``; the final list."""
-    headers = {"x-ctxbudget-session": session} if session else {}
-    client = anthropic.Anthropic(
-        base_url=url, api_key="test", max_retries=0, default_headers=headers
-    )
+    client = anthropic_client(url, session)
     messages: list[dict[str, Any]] = [{"role": "user", "content": "Look at the files."}]
     for _ in range(steps + 1):
-        with client.messages.stream(
-            model=MODEL, max_tokens=1000, system="Be brief.", messages=messages, tools=TOOLS
-        ) as stream:
-            reply = stream.get_final_message()
-        messages.append(
-            {
-                "role": "assistant",
-                "content": [b.model_dump(exclude_none=True) for b in reply.content],
-            }
-        )
-        calls = [b for b in reply.content if b.type == "tool_use"]
-        if not calls:
+        if not step(client, messages, output):
             break
-        messages.append(
-            {
-                "role": "user",
-                "content": [
-                    {"type": "tool_result", "tool_use_id": c.id, "content": output} for c in calls
-                ],
-            }
-        )
     return messages
 
 

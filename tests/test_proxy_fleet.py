@@ -17,7 +17,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import anthropic
 import httpx
 import pytest
 
@@ -30,7 +29,7 @@ from ctxbudget.session.log import Appended, Observed
 from ctxbudget.spend import Limit, ledger_for
 from ctxbudget.store import decode_event, open_store
 from provider_server import ProviderServer, Reply
-from test_proxy import MODEL, TOOLS, Agent
+from test_proxy import MODEL, Agent, anthropic_client, ask, step
 
 
 def _worker(store_url: str, upstream: str, log: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -79,44 +78,14 @@ def fleet(tmp_path: Path) -> Iterator[tuple[str, list[str], ProviderServer]]:
             drop(url)
 
 
-def _call(base: str, messages: list[dict[str, object]]) -> anthropic.types.Message:
-    client = anthropic.Anthropic(
-        base_url=base,
-        api_key="test",
-        max_retries=0,
-        default_headers={"x-ctxbudget-session": "fleet-run"},
-    )
-    with client.messages.stream(
-        model=MODEL, max_tokens=500, system="Be brief.", messages=messages, tools=TOOLS
-    ) as stream:
-        return stream.get_final_message()
-
-
 def test_two_workers_serve_one_session_alternately_and_share_a_spend_limit(
     fleet: tuple[str, list[str], ProviderServer],
 ) -> None:
     url, bases, server = fleet
-    messages: list[dict[str, object]] = [{"role": "user", "content": "Look at the files."}]
-    for step in range(7):
-        reply = _call(bases[step % 2], messages)
-        messages.append(
-            {
-                "role": "assistant",
-                "content": [b.model_dump(exclude_none=True) for b in reply.content],
-            }
-        )
-        calls = [b for b in reply.content if b.type == "tool_use"]
-        if not calls:
-            break
-        messages.append(
-            {
-                "role": "user",
-                "content": [
-                    {"type": "tool_result", "tool_use_id": c.id, "content": f"out {step}"}
-                    for c in calls
-                ],
-            }
-        )
+    messages: list[dict[str, Any]] = [{"role": "user", "content": "Look at the files."}]
+    turn = 0
+    while step(anthropic_client(bases[turn % 2], "fleet-run"), messages):
+        turn += 1
     assert len(server.billed) == 7
     store = open_store(url)
     try:
@@ -182,7 +151,7 @@ def test_a_worker_killed_mid_call_loses_no_acknowledged_event(tmp_path: Path) ->
             processes += [first, second]
             messages: list[dict[str, Any]] = [{"role": "user", "content": "Look at the files."}]
             for _ in range(3):
-                _step(base_a, messages)
+                step(anthropic_client(base_a, "fleet-run"), messages)
             failed: list[BaseException] = []
             caller = threading.Thread(target=_expect_failure, args=(base_a, messages, failed))
             caller.start()
@@ -195,7 +164,7 @@ def test_a_worker_killed_mid_call_loses_no_acknowledged_event(tmp_path: Path) ->
             script.go_on.set()
             caller.join(20)
             assert failed, "the call through the killed worker should have failed"
-            while _step(base_b, messages):  # the client retries on the other worker
+            while step(anthropic_client(base_b, "fleet-run"), messages):  # retried on B
                 pass
             # the last reply is recorded just after its stream ends: wait for it
             deadline = time.monotonic() + 10
@@ -219,27 +188,8 @@ def test_a_worker_killed_mid_call_loses_no_acknowledged_event(tmp_path: Path) ->
     assert roles == ["system", *[m["role"] for m in messages]]  # nothing twice, nothing lost
 
 
-def _step(base: str, messages: list[dict[str, Any]]) -> bool:
-    """One agent step through ``base``; False once the model answered without tools."""
-    reply = _call(base, messages)
-    messages.append(
-        {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in reply.content]}
-    )
-    calls = [b for b in reply.content if b.type == "tool_use"]
-    if calls:
-        messages.append(
-            {
-                "role": "user",
-                "content": [
-                    {"type": "tool_result", "tool_use_id": c.id, "content": "out"} for c in calls
-                ],
-            }
-        )
-    return bool(calls)
-
-
 def _expect_failure(base: str, messages: list[dict[str, Any]], failed: list[BaseException]) -> None:
     try:
-        _call(base, list(messages))
+        ask(anthropic_client(base, "fleet-run"), list(messages))
     except Exception as exc:  # the worker died under the call
         failed.append(exc)

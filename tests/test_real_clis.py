@@ -28,9 +28,8 @@ from typing import Any
 
 import pytest
 
-from _clis import claude_run, cli_version, codex_config, codex_run, require_cli
+from _clis import claude_run, cli_version, codex_config, codex_run, require_cli, usage_key
 from ctxbudget.analyze import analyze_session
-from ctxbudget.billing.usage import Usage
 from ctxbudget.convert.anthropic import to_anthropic
 from ctxbudget.convert.openai_chat import to_openai_chat
 from ctxbudget.session.exchanges import find_orphans
@@ -45,18 +44,6 @@ CODEX = cli_version("codex") or "codex-not-installed"
 CLAUDE_MODEL = "claude-sonnet-4-5"
 CODEX_MODEL = "gpt-5.5"
 CODEX_SWITCHED = "gpt-6-astra"
-
-
-def _key(usage: Usage | Billed) -> tuple[int, int, int, int]:
-    if isinstance(usage, Billed):
-        writes = usage.cache_write_5m_tokens + usage.cache_write_1h_tokens
-        return (usage.input_tokens, usage.cache_read_tokens, writes, usage.output_tokens)
-    return (
-        usage.input_tokens,
-        usage.cache_read_tokens,
-        usage.cache_write_tokens,
-        usage.output_tokens,
-    )
 
 
 def _text(content: Any) -> str:
@@ -248,7 +235,9 @@ def test_claude_code_session_files_match_what_the_server_billed(
     # which Claude Code writes to no transcript (its cost is in the session's cost-state)
     assert len(calls) == len(billed) - claude.script.compactions
     assert all(c.usage is not None for c in calls)
-    assert Counter(_key(c.usage) for c in calls if c.usage) <= Counter(_key(b) for b in billed)
+    assert Counter(usage_key(c.usage) for c in calls if c.usage) <= Counter(
+        usage_key(b) for b in billed
+    )
     assert {c.model for c in calls} == {CLAUDE_MODEL}
     assert session.resets, "the /compact boundary restarts the context"
     after = [c for c in session.calls if c.position >= session.resets[-1]]
@@ -276,8 +265,8 @@ def test_claude_code_stream_json_usage_and_total_cost(
     sub_calls = sum(len(s.calls) for s in subagent)
     assert len(stream.calls) + sub_calls == len(first_billed)
     # message_delta events give each call its complete usage: exactly what was billed
-    assert Counter(_key(c.usage) for c in stream.calls if c.usage) <= Counter(
-        _key(b) for b in first_billed
+    assert Counter(usage_key(c.usage) for c in stream.calls if c.usage) <= Counter(
+        usage_key(b) for b in first_billed
     )
     recorded = stream.recorded_cost
     assert recorded is not None  # total_cost_usd: the sub-agent's calls are inside it
@@ -414,8 +403,8 @@ def test_codex_rollouts_match_what_the_server_billed(codex: CodexRuns, version: 
     assert len(thread.calls) == codex.phases["switched"]
     assert len(fork.calls) == len(billed) - codex.phases["switched"]
     # the log's own usage, call by call, in order: a fork's copied counts shift nothing
-    assert [_key(c.usage) if c.usage else None for c in (*thread.calls, *fork.calls)] == [
-        _key(b) for b in billed
+    assert [usage_key(c.usage) if c.usage else None for c in (*thread.calls, *fork.calls)] == [
+        usage_key(b) for b in billed
     ]
     models = [c.model for c in (*thread.calls, *fork.calls)]
     assert models == [b.model for b in billed]
