@@ -13,6 +13,7 @@ import itertools
 import json
 import re
 import threading
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -199,6 +200,93 @@ def test_streamed_events_are_relayed_as_they_arrive(store: SessionStore) -> None
             rest = list(lines)
         assert "event: ping" in rest  # pings are relayed too, in order
         assert rest.index("event: ping") > 0
+    finally:
+        upstream.go_on.set()  # type: ignore[attr-defined]
+        upstream.shutdown()
+
+
+class _WholeThenHold(_SlowStream):
+    """An upstream that sends a whole reply, then holds the stream open until told."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        text = {"type": "text", "text": ""}
+        for event in (
+            ("message_start", {"type": "message_start", "message": _message_start()}),
+            (
+                "content_block_start",
+                {"type": "content_block_start", "index": 0, "content_block": text},
+            ),
+            (
+                "content_block_delta",
+                {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {"type": "text_delta", "text": "done"},
+                },
+            ),
+            ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+            (
+                "message_delta",
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": "end_turn"},
+                    "usage": {"output_tokens": 3},
+                },
+            ),
+            ("message_stop", {"type": "message_stop"}),
+        ):
+            self._chunk(event)
+        self.server.go_on.wait(10)
+        self.wfile.write(b"0\r\n\r\n")
+
+
+def _roles(store: SessionStore) -> list[str]:
+    """The roles of the items appended to the store's one session (none yet: [])."""
+    sessions = store.sessions()
+    if not sessions:
+        return []
+    events = _events(store, sessions[0].session_id)
+    return [e.item.role for e in events if isinstance(e, Appended)]
+
+
+def test_a_client_that_leaves_after_the_last_event_still_gets_its_reply_recorded(
+    store: SessionStore,
+) -> None:
+    upstream = ThreadingHTTPServer(("127.0.0.1", 0), _WholeThenHold)
+    upstream.go_on = threading.Event()  # type: ignore[attr-defined]
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{upstream.server_address[1]}"
+    body = {
+        "model": MODEL,
+        "max_tokens": 50,
+        "stream": True,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+    try:
+        with running_proxy(ProxyConfig(anthropic_upstream=base), store) as url:
+            with httpx.stream(
+                "POST", f"{url}/v1/messages", json=body, headers={"x-api-key": "k"}, timeout=20
+            ) as response:
+                for line in response.iter_lines():
+                    if line.startswith("data:") and '"message_stop"' in line:
+                        break  # like a client that stops at the closing event
+            # the upstream still holds its stream open: only the proxy seeing the client
+            # leave, with the reply whole, records it
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and len(_roles(store)) < 2:
+                time.sleep(0.05)
+            roles = _roles(store)
+            upstream.go_on.set()  # type: ignore[attr-defined]
+        assert roles == ["user", "assistant"]
+        (info,) = store.sessions()
+        events = _events(store, info.session_id)
+        (usage,) = [e.usage for e in events if isinstance(e, Observed)]
+        assert (usage.input_tokens, usage.output_tokens) == (10, 3)
     finally:
         upstream.go_on.set()  # type: ignore[attr-defined]
         upstream.shutdown()

@@ -138,6 +138,9 @@ class Collector:
     usage: dict[str, Any] = field(default_factory=dict)
     final: Any = None
     """A complete response carried by the stream (Responses' ``response.completed``)."""
+    stopped: bool = False
+    """The stream's closing event was seen (the reply is whole even if the stream is not
+    read to its end)."""
 
     def feed(self, event: Any) -> None:
         """Take in one streamed event (SDK model or dict)."""
@@ -214,6 +217,7 @@ class ChatAdapter(Adapter):
     def feed(self, c: Collector, event: Any) -> None:
         if event.get("usage"):
             c.usage = event["usage"]
+            c.stopped = True  # the usage chunk comes last
         for choice in event.get("choices") or ():
             if choice.get("index", 0) != 0:
                 continue
@@ -268,6 +272,7 @@ class ResponsesAdapter(Adapter):
     def feed(self, c: Collector, event: Any) -> None:
         if event.get("type") == "response.completed":
             c.final = event.get("response")
+            c.stopped = True
 
     def collected(self, c: Collector) -> tuple[list[dict[str, Any]], Usage | None]:
         if c.final is None:
@@ -304,6 +309,8 @@ class MessagesAdapter(Adapter):
         elif kind == "message_delta":
             usage = event.get("usage") or {}
             c.usage.update({k: v for k, v in usage.items() if v is not None})
+        elif kind == "message_stop":
+            c.stopped = True
 
     def collected(self, c: Collector) -> tuple[list[dict[str, Any]], Usage | None]:
         content = []

@@ -137,15 +137,15 @@ async def _relayed(
         recording = exchange.finish(call, lock, Reply(collector), response)
         await asyncio.shield(recording)  # recorded before the stream ends
     finally:
-        if recording is None:  # the upstream failed or the client left: nothing to record
-            exchange.finish(call, lock, None, response)
+        if recording is None:  # the client left: the reply is recorded if it was whole
+            exchange.finish(call, lock, Reply(collector) if collector.stopped else None, response)
 
 
 async def _spliced(
     exchange: Exchange, call: Call, request: Request, lock: asyncio.Lock, response: httpx.Response
 ) -> AsyncIterator[bytes]:
     """Event by event as they arrive, recall calls hidden and answered, rounds joined."""
-    splice, rounds = Splice(), 0
+    splice, rounds, recorded = Splice(), 0, False
     current: httpx.Response = response
     recording: asyncio.Task[None] | None = None
     try:
@@ -161,6 +161,7 @@ async def _spliced(
             await current.aclose()
             reply, usage = collector.result()
             outcome = await _round(exchange, call, reply, usage, rounds)
+            recorded = not outcome.again
             if not outcome.again:
                 yield splice.close()
                 recording = exchange.finish(call, lock, Reply(recorded=True), current)
@@ -177,8 +178,8 @@ async def _spliced(
             splice.next_round()
             rounds += 1
     finally:
-        if recording is None:
-            exchange.finish(call, lock, None, current)
+        if recording is None:  # the last round is in the log already if it ended
+            exchange.finish(call, lock, Reply(recorded=True) if recorded else None, current)
 
 
 async def _round(

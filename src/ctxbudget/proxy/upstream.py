@@ -53,15 +53,16 @@ def response_headers(headers: httpx.Headers) -> dict[str, str]:
 async def relay(
     response: httpx.Response, read_along: Callable[[bytes], None]
 ) -> AsyncIterator[bytes]:
-    """Every chunk of ``response`` as it arrives, each also handed to ``read_along`` (whose
-    errors never stop the relay)."""
+    """Every chunk of ``response`` as it arrives, each handed to ``read_along`` first (so a
+    client that leaves as soon as it has the last event leaves it read; its errors never
+    stop the relay)."""
     async for chunk in response.aiter_raw():
         if chunk:
-            yield chunk
             try:
                 read_along(chunk)
             except Exception:  # reading along is best effort; the client's stream is not
                 read_along = _ignore
+            yield chunk
 
 
 def _ignore(chunk: bytes) -> None:
