@@ -1,5 +1,6 @@
-"""Two ``ctxbudget proxy`` worker processes on one PostgreSQL store: either serves any
-session, and a spend limit holds across both.
+"""Two ``ctxbudget proxy`` worker processes on one PostgreSQL (or Redis) store: either
+serves any session, a spend limit holds across both, and a worker killed mid-call loses no
+acknowledged event.
 
 The workers are real processes started with the CLI (``ctxbudget proxy --store
 postgresql://...``); the agent's calls alternate between them, so each request finds the
@@ -61,9 +62,11 @@ def _worker(store_url: str, upstream: str, log: Path) -> tuple[subprocess.Popen[
     raise AssertionError(f"worker did not start: {log.read_text(errors='replace')}")
 
 
-@pytest.fixture
-def fleet(tmp_path: Path) -> Iterator[tuple[str, list[str], ProviderServer]]:
-    url = fresh_url("postgresql", tmp_path)
+@pytest.fixture(params=["postgresql", "redis"])
+def fleet(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[str, list[str], ProviderServer]]:
+    url = fresh_url(request.param, tmp_path)
     open_store(url).close()  # migrate once, before two workers race to
     workers = []
     with ProviderServer(script=Agent(6)) as server:
