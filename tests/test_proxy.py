@@ -542,6 +542,23 @@ def test_beyond_loopback_a_key_is_required_and_keys_do_not_see_each_other(
     assert users == {"alice", "bob"}
 
 
+def test_a_limit_on_every_user_binds_a_keyed_observed_call(store: SessionStore) -> None:
+    ledger_for(store).set_limit(
+        Limit(scope="user", key="*", period="day", usd=Decimal("0.000001"), action="refuse")
+    )
+    with (
+        ProviderServer() as server,
+        running_proxy(_config(server, host="0.0.0.0", keys=_keyed(("alice",))), store) as url,
+    ):
+        body = {"model": MODEL, "max_tokens": 10, "messages": [{"role": "user", "content": "x"}]}
+        refused = httpx.post(
+            f"{url}/v1/messages", json=body, headers={"x-ctxbudget-key": "secret-alice"}
+        )
+        assert refused.status_code == 400, refused.text
+        assert "limit" in refused.json()["error"]["message"]
+        assert server.requests == []
+
+
 def test_body_size_and_requests_in_flight_are_capped(store: SessionStore) -> None:
     with (
         ProviderServer() as server,

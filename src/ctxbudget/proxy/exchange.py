@@ -39,7 +39,7 @@ from ctxbudget.proxy.upstream import request_headers, response_headers
 from ctxbudget.proxy.wire import Wire
 from ctxbudget.spend.guard import SpendGuard
 from ctxbudget.spend.ledger import SpendLedger
-from ctxbudget.spend.model import ANY, Limit, Tags
+from ctxbudget.spend.model import Limit, Tags
 from ctxbudget.store.base import LogConflict
 
 __all__ = ["LIMITS_TTL", "Exchange"]
@@ -48,6 +48,16 @@ T = TypeVar("T")
 
 LIMITS_TTL = 1.0
 """Seconds a worker keeps the spend limits it read before reading them again."""
+
+
+def _tags(key: ProxyKey | None, session: str | None = None) -> Tags:
+    """The spend scopes a call is charged to: its session and its proxy key's."""
+    return Tags(
+        session=session,
+        team=key.team if key else None,
+        user=key.user if key else None,
+        agent=key.agent if key else None,
+    )
 
 
 async def _done(pending: asyncio.Future[Any] | None) -> None:
@@ -107,11 +117,18 @@ class Exchange:
 
     def upstream_request(self, call: Call, request: Request, payload: bytes) -> httpx.Request:
         """The POST of ``payload`` to the call's upstream, with the client's headers."""
+        return self._to_upstream("POST", call.wire.upstream, request, payload)
+
+    def _to_upstream(
+        self, method: str, upstream: str, request: Request, content: bytes | None
+    ) -> httpx.Request:
+        """The client's request as sent to ``upstream``: its path and query, its headers
+        (hop-by-hop and ctxbudget's own left out), ``content`` as the body."""
         return self.client.build_request(
-            "POST",
-            self.upstream_url(call.wire.upstream, request),
+            method,
+            self.upstream_url(upstream, request),
             headers=request_headers(request.headers.items()),
-            content=payload,
+            content=content,
         )
 
     async def handle(
@@ -169,15 +186,10 @@ class Exchange:
         if now - self._limits_read > LIMITS_TTL:
             self._limits = await self.run(self.ledger.limits)
             self._limits_read = now
-        key = call.key
-        mine = {
-            ("global", ANY),
-            ("team", key.team if key else None),
-            ("user", key.user if key else None),
-            ("agent", key.agent if key else None),
-        }
-        return any(
-            limit.scope == "session" or (limit.scope, limit.key) in mine for limit in self._limits
+        scopes = _tags(call.key).scopes()  # the session's own id is not known yet: any
+        return any(  # session limit counts
+            limit.scope == "session" or any(limit.matches(*scope) for scope in scopes)
+            for limit in self._limits
         )
 
     def _before(self, call: Call) -> bytes:
@@ -250,13 +262,7 @@ class Exchange:
         raise AssertionError("unreachable")
 
     def _reserve(self, call: Call, session: ProxySession) -> CallSpend | None:
-        key = call.key
-        tags = Tags(
-            session=session.stored_id,
-            team=key.team if key else None,
-            user=key.user if key else None,
-            agent=key.agent if key else None,
-        )
+        tags = _tags(call.key, session.stored_id)
         spend = CallSpend(SpendGuard(self.ledger, tags), session.manager)
         try:
             switched = spend.reserve(call.parsed.model, call.parsed.options)
@@ -339,12 +345,7 @@ class Exchange:
 
     async def forward(self, wire: Wire, request: Request, raw: bytes, label: str) -> Response:
         """Pass a request through to ``wire``'s upstream unchanged (streamed back)."""
-        upstream = self.client.build_request(
-            request.method,
-            self.upstream_url(wire.upstream, request),
-            headers=request_headers(request.headers.items()),
-            content=raw if raw else None,
-        )
+        upstream = self._to_upstream(request.method, wire.upstream, request, raw or None)
         try:
             response = await self.client.send(upstream, stream=True)
         except httpx.HTTPError as exc:

@@ -46,8 +46,6 @@ class Exchange(Protocol):
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T: ...
 
-    def upstream_url(self, wire_upstream: str, request: Request) -> str: ...
-
     def upstream_request(self, call: Call, request: Request, payload: bytes) -> httpx.Request: ...
 
     def again(self, call: Call, error: str | None = None) -> bytes: ...
@@ -228,11 +226,7 @@ async def _whole(
             if not outcome.again:
                 break
             payload = await exchange.run(exchange.again, call)
-            again = await exchange.client.post(
-                exchange.upstream_url(call.wire.upstream, request),
-                headers=exchange.upstream_request(call, request, payload).headers,
-                content=payload,
-            )
+            again = await exchange.client.send(exchange.upstream_request(call, request, payload))
             if again.status_code >= 400:
                 return Response(again.content, status_code=again.status_code, headers=headers)
             final, rounds = again.json(), rounds + 1
