@@ -241,12 +241,14 @@ class Exchange:
         for attempt in range(2):
             session = pool.session(call.thread, parsed.model, provider, parsed.meta)
             try:
-                if session.rewritten(fmt, parsed.messages, parsed.system):
+                step = session.plan(fmt, parsed.messages, parsed.system)
+                if step.rewrite:
                     session = pool.next_segment(call.thread, parsed.model, provider, parsed.meta)
+                    step = session.plan(fmt, parsed.messages, parsed.system)
                 tools = offered_tools(call, session) if call.recall else parsed.tools
                 prepared, failure = None, None
                 with session.manager.log.batch():
-                    session.sync(fmt, parsed.messages, parsed.system, tools)
+                    session.sync(step, fmt, parsed.messages, parsed.system, tools)
                     try:
                         prepared = session.prepare(provider, parsed.options)
                     except (ContextOverflow, ConfigError) as exc:

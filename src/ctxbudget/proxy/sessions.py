@@ -23,7 +23,7 @@ from ctxbudget.convert.request import Format, requested_output
 from ctxbudget.errors import ConfigError, StorageError, UsageError
 from ctxbudget.integrations.history import system_text
 from ctxbudget.proxy.identity import message_key
-from ctxbudget.proxy.sync import MARK, SyncState, plan
+from ctxbudget.proxy.sync import MARK, Plan, SyncState, plan
 from ctxbudget.store.base import SessionStore
 
 if TYPE_CHECKING:
@@ -64,20 +64,23 @@ class ProxySession:
     manager: ContextManager
     state: SyncState
 
-    def rewritten(self, fmt: Format, messages: Sequence[Any], system: Any) -> bool:
-        """Whether the client's list no longer extends what this segment holds."""
-        return plan(self.state, messages, message_key(system), fmt).rewrite
+    def plan(self, fmt: Format, messages: Sequence[Any], system: Any) -> Plan:
+        """How the client's list relates to what this segment holds (``rewrite``: it no
+        longer extends it; start a new segment)."""
+        return plan(self.state, messages, message_key(system), fmt)
 
     def sync(
-        self, fmt: Format, messages: Sequence[Any], system: Any, tools: Sequence[Any] | None
-    ) -> bool:
-        """Append what is new in the client's list; False when the list was rewritten
-        (nothing appended: start a new segment)."""
-        manager, state = self.manager, self.state
-        system_key = message_key(system)
-        step = plan(state, messages, system_key, fmt)
+        self,
+        step: Plan,
+        fmt: Format,
+        messages: Sequence[Any],
+        system: Any,
+        tools: Sequence[Any] | None,
+    ) -> None:
+        """Append what is new in the client's list, as :meth:`plan` found (not a rewrite)."""
         if step.rewrite:
-            return False
+            raise UsageError("a rewritten list starts a new segment; it cannot be synced")
+        manager, state = self.manager, self.state
         with manager.log.batch():
             if step.drop_reply:
                 manager.retract(state.reply_items, reason="the client did not keep the reply")
@@ -94,13 +97,12 @@ class ProxySession:
             if new:
                 manager.extend(new, format=fmt)
             state.reply_items = 0
-            state.system = system_key
+            state.system = step.system_key
             if messages:
                 state.held = len(messages)
                 state.first = message_key(messages[0])
                 state.last = message_key(messages[-1])
             self.save()  # with the messages, in one write: the position never lags the log
-        return True
 
     def prepare(
         self, provider: Any, options: Mapping[str, Any], input_limit: int | None = None

@@ -64,6 +64,8 @@ class Plan:
 
     rewrite: bool
     """The list does not extend what is held: start a new segment."""
+    system_key: str
+    """Key of the system prompt the list came with."""
     start: int = 0
     """Index of the first message to append."""
     drop_reply: bool = False
@@ -74,18 +76,18 @@ def plan(state: SyncState, messages: Sequence[Any], system_key: str, fmt: Format
     """How ``messages`` relate to what ``state`` says is held."""
     held = state.held
     if held == 0 and not state.reply_items:
-        return Plan(rewrite=False, start=0)
+        return Plan(rewrite=False, system_key=system_key, start=0)
     if (
         system_key != state.system
         or len(messages) < held
         or message_key(messages[0]) != state.first
         or message_key(messages[held - 1]) != state.last
     ):
-        return Plan(rewrite=True)
+        return Plan(rewrite=True, system_key=system_key)
     if not state.reply_items:
-        return Plan(rewrite=False, start=held)
+        return Plan(rewrite=False, system_key=system_key, start=held)
     copied = echoed(messages[held:], fmt)
-    return Plan(rewrite=False, start=held + copied, drop_reply=copied == 0)
+    return Plan(rewrite=False, system_key=system_key, start=held + copied, drop_reply=copied == 0)
 
 
 def echoed(new: Sequence[Any], fmt: Format) -> int:
