@@ -135,7 +135,7 @@ class Exchange:
         self, wire: Wire, request: Request, raw: bytes, key: ProxyKey | None
     ) -> Response:
         """Answer one model call (the body already read and the key admitted)."""
-        headers = {k.lower(): v for k, v in request.headers.items()}
+        headers = request.headers  # case-insensitive
         try:
             body = orjson.loads(raw)
             messages, system, tools, options = wire.adapter.split(body)

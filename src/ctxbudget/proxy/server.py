@@ -87,7 +87,7 @@ def build_app(config: ProxyConfig, *, store: SessionStore | None = None) -> Star
         async def endpoint(request: Request) -> Response:
             exchange = exchange_of()
             try:
-                key = exchange.gate.admit(_headers(request))
+                key = exchange.gate.admit(request.headers)
                 raw = await _read(request, config.max_body_bytes)
                 return await exchange.handle(wire, request, raw, key)
             except Refused as refused:
@@ -99,7 +99,7 @@ def build_app(config: ProxyConfig, *, store: SessionStore | None = None) -> Star
         exchange = exchange_of()
         wire = MESSAGES if _is_anthropic(request) else CHAT
         try:
-            exchange.gate.admit(_headers(request))
+            exchange.gate.admit(request.headers)
             raw = await _read(request, config.max_body_bytes)
         except Refused as refused:
             return error_response(wire, refused)
@@ -112,7 +112,7 @@ def build_app(config: ProxyConfig, *, store: SessionStore | None = None) -> Star
 
     async def prometheus(request: Request) -> Response:
         try:
-            exchange_of().gate.admit(_headers(request))
+            exchange_of().gate.admit(request.headers)
         except Refused as refused:
             return PlainTextResponse(refused.message, status_code=401)
         return Response(metrics.exposition(), media_type="text/plain; version=0.0.4")
@@ -164,10 +164,6 @@ def config_from_json(raw: str) -> ProxyConfig:
     data = json.loads(raw)
     data["keys"] = tuple(ProxyKey(**k) for k in data.get("keys") or ())
     return ProxyConfig(**data)
-
-
-def _headers(request: Request) -> dict[str, str]:
-    return {k.lower(): v for k, v in request.headers.items()}
 
 
 def _is_anthropic(request: Request) -> bool:
