@@ -785,3 +785,12 @@ def test_a_proxy_restarted_with_other_settings_goes_on_in_a_new_segment(
     assert [i.rsplit("-", 1)[1] for i in ids] == ["m1", "m2"]
     windows = [store.require(i).meta["settings"]["context_window"] for i in ids]
     assert windows == [30_000, 40_000]
+
+
+def test_without_ids_unrelated_string_inputs_are_unrelated_sessions(store: SessionStore) -> None:
+    with ProviderServer() as server, running_proxy(_config(server), store) as url:
+        for text in ("hello, first task", "help with a second one"):
+            response = httpx.post(f"{url}/v1/responses", json={"model": "gpt-5", "input": text})
+            assert response.status_code == 200, response.text
+    clients = {i.meta["proxy"]["client_session"] for i in store.sessions()}
+    assert len(clients) == 2  # hashed from each whole first message, not its first letter

@@ -142,8 +142,8 @@ class Exchange:
         except (orjson.JSONDecodeError, CtxBudgetError, TypeError, AttributeError):
             # nothing ctxbudget can read: the upstream answers it, unrecorded
             return await self.forward(wire, request, raw, "unrecorded")
-        identity = identify(headers, body, system)
         first = messages[0] if messages else None
+        identity = identify(headers, body, system, first)
         space = f"k.{key.name}/" if key is not None else ""
         thread = f"{space}{identity.session}/{thread_of(system, first)}"
         managed = self.config.mode == "manage" and (

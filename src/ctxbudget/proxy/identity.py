@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,8 +40,11 @@ class Identity:
     """The parent session of a sub-agent."""
 
 
-def identify(headers: Mapping[str, str], body: Mapping[str, Any], system: Any) -> Identity:
-    """The session of a request (``headers`` with lower-case names)."""
+def identify(
+    headers: Mapping[str, str], body: Mapping[str, Any], system: Any, first: Any
+) -> Identity:
+    """The session of a request (``headers`` with lower-case names; ``system`` and
+    ``first``, its first message, as the API's adapter split them)."""
     explicit = headers.get("x-ctxbudget-session")
     if explicit:
         return Identity(_safe(explicit), "header")
@@ -61,8 +64,6 @@ def identify(headers: Mapping[str, str], body: Mapping[str, Any], system: Any) -
     cache_key = body.get("prompt_cache_key")
     if isinstance(cache_key, str) and cache_key:
         return Identity(_safe(cache_key), "prompt_cache_key")
-    messages = body.get("messages") if "messages" in body else body.get("input")
-    first = messages[0] if isinstance(messages, Sequence) and messages else messages
     return Identity(_digest(_plain(system), _plain(first))[:16], "hash")
 
 
