@@ -34,6 +34,7 @@ from ctxbudget.cli import app
 from ctxbudget.errors import ConfigError, UsageError
 from ctxbudget.proxy import ProxyConfig, ProxyKey, load_keys
 from ctxbudget.session.exchanges import find_orphans
+from ctxbudget.session.items import item_text
 from ctxbudget.session.log import Appended, Observed
 from ctxbudget.spend import Limit, ledger_for
 from ctxbudget.store import decode_event, open_store
@@ -794,3 +795,26 @@ def test_without_ids_unrelated_string_inputs_are_unrelated_sessions(store: Sessi
             assert response.status_code == 200, response.text
     clients = {i.meta["proxy"]["client_session"] for i in store.sessions()}
     assert len(clients) == 2  # hashed from each whole first message, not its first letter
+
+
+def test_a_stored_session_reads_without_what_was_retracted(store: SessionStore) -> None:
+    from ctxbudget.billing.usage import Usage
+    from ctxbudget.traces.stored import stored_session
+
+    manager = ContextManager.open("kept", store, "gpt-4o")
+    for text, reply, billed in (("one", "a", 10), ("two", "b", 20)):
+        manager.extend([{"role": "user", "content": text}])
+        manager.prepare("openai")
+        manager.extend([{"role": "assistant", "content": reply}])
+        manager.observe_usage(Usage(input_tokens=billed, output_tokens=1))
+    manager.retract(2)  # the client dropped its last turn and the reply to it
+    manager.extend([{"role": "user", "content": "three"}])
+    manager.prepare("openai")
+    manager.extend([{"role": "assistant", "content": "c"}])
+    manager.observe_usage(Usage(input_tokens=30, output_tokens=1))
+    session = stored_session(store, "kept")
+    assert [item_text(i) for i in session.items] == ["one", "a", "three", "c"]
+    assert [(c.position, c.usage.input_tokens if c.usage else None) for c in session.calls] == [
+        (1, 10),
+        (3, 30),
+    ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from ctxbudget.engine.compactor import RETRACT
 from ctxbudget.errors import UsageError
 from ctxbudget.session.items import Item, ToolSpec
 from ctxbudget.session.log import Appended, Compacted, Observed, ToolsSet
@@ -19,8 +20,6 @@ from ctxbudget.store.events import decode_event
 from ctxbudget.traces.session import RecordedCall, Session
 
 __all__ = ["stored_session"]
-
-_RETRACT = "retract"
 
 
 def stored_session(store: SessionStore, session_id: str) -> Session:
@@ -40,11 +39,15 @@ def stored_session(store: SessionStore, session_id: str) -> Session:
             items.append(event.item)
         elif isinstance(event, ToolsSet):
             tools = event.tools
-        elif isinstance(event, Compacted) and event.record.strategy == _RETRACT:
+        elif isinstance(event, Compacted) and event.record.strategy == RETRACT:
             gone = {i for edit in event.record.edits for i in edit.remove}
             kept = [i for i in items if i.id not in gone]
-            calls = [c for c in calls if items[c.position].id not in gone]
-            calls = [replace(c, position=kept.index(items[c.position])) for c in calls]
+            moved = {item.id: n for n, item in enumerate(kept)}
+            calls = [
+                replace(c, position=moved[items[c.position].id])
+                for c in calls
+                if items[c.position].id in moved
+            ]
             items = kept
         elif isinstance(event, Observed):
             position = _last_reply(items)
