@@ -337,19 +337,16 @@ class Fingerprinter:
     def _rescale(self) -> None:
         """The last fingerprint's blocks counted with the new factor, from their tallies:
         nothing is read or hashed again."""
-        last = self._last
-        if last is None:
+        if self._last is None:
             return
         blocks, chain, _ = self._store
-        kinds = [_kind(b) for b in blocks]
         scaled = [
-            replace(b, tokens=self._scaled(self._tallies[kind, b.digest]))
-            for b, kind in zip(blocks, kinds, strict=True)
+            replace(b, tokens=self._scaled(self._tallies[_kind(b), b.digest])) for b in blocks
         ]
         cumulative = list(accumulate(b.tokens for b in scaled))
         by_block = {id(old): new for old, new in zip(blocks, scaled, strict=True)}
-        self._by_id = {
-            key: (raw, by_block.get(id(block), block), position)
+        self._by_id = {  # the blocks of older bodies had the old counts: forgotten
+            key: (raw, by_block[id(block)], position)
             for key, (raw, block, position) in self._by_id.items()
             if id(block) in by_block
         }
