@@ -163,21 +163,26 @@ class Exchange:
         call = Call(wire, thread, managed, self.gate.take(key), key, raw, parsed)
         call.recall = offers_recall(call)
         lock = self._locks.setdefault(thread, asyncio.Lock())
-        await lock.acquire()
-        if not managed and not await self._limited(call):
-            # observe, no spend limit to check first: the client's bytes go now, and the
-            # bookkeeping runs beside the upstream call (the reply is recorded after it)
-            call.pending = asyncio.ensure_future(self.run(self._before, call))
-            return await send(self, call, request, raw, lock)
         try:
-            payload = await self.run(self._before, call)
+            await lock.acquire()
+        except BaseException:  # the client left while an earlier call of its thread ran
+            self.gate.give(call.slot)
+            raise
+        try:
+            if not managed and not await self._limited(call):
+                # observe, no spend limit to check first: the client's bytes go now, and the
+                # bookkeeping runs beside the upstream call (the reply is recorded after it)
+                call.pending = asyncio.ensure_future(self.run(self._before, call))
+                payload = raw
+            else:
+                payload = await self.run(self._before, call)
+            return await send(self, call, request, payload, lock)
         except Refused as refused:
             await self.release(call, lock)
             return error_response(wire, refused)
-        except BaseException:
+        except BaseException:  # whatever stops the call frees its slot and its thread
             await self.release(call, lock)
             raise
-        return await send(self, call, request, payload, lock)
 
     async def _limited(self, call: Call) -> bool:
         """Whether a spend limit may apply to the call (the limits are read again at most
